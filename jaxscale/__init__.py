@@ -13,10 +13,21 @@ from jaxscale import laws
 from jaxscale._demo import HOFFMANN_UNROUNDED, demo_data
 from jaxscale._devices import set_host_device_count
 from jaxscale.data import ScalingData
-from jaxscale.errors import DataError, FitError, JaxscaleError, LawError
+from jaxscale.errors import DataError, DerivedError, FitError, JaxscaleError, LawError
 from jaxscale.fit import FitResult, fit, objective
+from jaxscale import derived
+from jaxscale.uncertainty import BootstrapResult, Derived, bootstrap
+from jaxscale.hypothesis import HypothesisTest, chi2_test, lr_test
 
 __all__ = [
+    "BootstrapResult",
+    "Derived",
+    "DerivedError",
+    "HypothesisTest",
+    "bootstrap",
+    "chi2_test",
+    "derived",
+    "lr_test",
     "HOFFMANN_UNROUNDED",
     "DataError",
     "FitError",

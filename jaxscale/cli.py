@@ -1,4 +1,4 @@
-"""Command line: ``jaxscale fit|demo|laws``.
+"""Command line: ``jaxscale fit|bootstrap|demo|laws``.
 
 Parses arguments, calls the library, prints a table and writes JSON. Errors
 are one line on stderr with a non-zero exit code, never a traceback.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 
 from jaxscale.errors import JaxscaleError
 
@@ -47,11 +49,22 @@ def _law_option(text: str) -> tuple[str, object]:
         return k, v
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxscale", description="Fit neural scaling laws with batched multi-start JAX solvers.")
-    sub = p.add_subparsers(dest="command", required=True)
+def _boot_starts(text: str):
+    return "warm" if text == "warm" else _starts(text)
 
-    f = sub.add_parser("fit", help="fit a law to a CSV of training runs")
+
+def _point(text: str) -> dict[str, float]:
+    out = {}
+    for part in text.split(","):
+        k, v = _pair("--loss-at", "ROLE=VALUE[,ROLE=VALUE] (e.g. N=7e10,D=1.4e12)")(part)
+        try:
+            out[k] = float(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--loss-at {k}={v!r}: the value must be a number") from None
+    return out
+
+
+def _common(f: argparse.ArgumentParser) -> None:
     f.add_argument("data", help="CSV file, one row per run")
     f.add_argument("--law", default="chinchilla", help="law name (see `jaxscale laws`)")
     f.add_argument("--law-option", action="append", type=_law_option, default=[], metavar="NAME=VALUE",
@@ -59,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--col", action="append", type=_col, default=[], metavar="ROLE=COLUMN",
                    help="map a role (N, D, C, U, x, loss, group, run) to a column")
     f.add_argument("--drop-top-loss", type=int, default=0, metavar="K", help="drop the K highest losses (Epoch drops 5)")
-    f.add_argument("--starts", type=_starts, default="grid", help="'grid' (default) or a number of random starts")
-    f.add_argument("--seed", type=int, default=0, help="seed of the PRNG key for random starts")
+    f.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (random starts, resamples)")
     f.add_argument("--objective", choices=["huber", "squared", "likelihood"], default="huber")
     f.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default 1e-3)")
     f.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
@@ -68,6 +80,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold a parameter fixed at a natural-scale value")
     f.add_argument("--dtype", choices=["float64", "float32"], default=None)
     f.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxscale", description="Fit neural scaling laws with batched multi-start JAX solvers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fit", help="fit a law to a CSV of training runs")
+    _common(f)
+    f.add_argument("--starts", type=_starts, default="grid", help="'grid' (default) or a number of random starts")
+
+    b = sub.add_parser("bootstrap", help="bootstrap a fit: SEs and intervals of parameters and derived quantities")
+    _common(b)
+    b.add_argument("-n", "--resamples", type=int, default=1000, help="number of resamples (default 1000)")
+    b.add_argument("--method", choices=["pairs", "residual", "cluster"], default="pairs")
+    b.add_argument("--cluster", choices=["run", "group"], default=None,
+                   help="what --method cluster resamples (default: run if the data has it, else group)")
+    b.add_argument("--starts", type=_boot_starts, default="grid",
+                   help="'grid' (default: the full multi-start per resample), 'warm' (one start at the point fit, "
+                        "Epoch's way) or a number of random starts")
+    b.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    b.add_argument("--interval", choices=["percentile", "bca"], default="percentile")
+    b.add_argument("--compute", type=float, action="append", default=[], metavar="C",
+                   help="budget for N_opt, D_opt, tokens/param (Chinchilla laws; repeatable; default: the data's "
+                        "largest C)")
+    b.add_argument("--loss-at", action="append", type=_point, default=[], metavar="N=..,D=..",
+                   help="also report the predicted loss at this point (repeatable)")
+    b.add_argument("--chunk-size", type=int, default=65536, help="fits per compiled call")
+    b.add_argument("--memory-limit", type=int, default=None, metavar="BYTES", help="bound the solver's working set")
+    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
 
     d = sub.add_parser("demo", help="fit the embedded synthetic Chinchilla data (no files needed)")
     d.add_argument("--starts", type=_starts, default="grid")
@@ -77,10 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fit(args) -> int:
+def _inputs(args):
     import jaxscale
 
-    columns = dict(args.col)
     fixed = {}
     for name, value in args.fix:
         try:
@@ -88,14 +129,63 @@ def _fit(args) -> int:
         except ValueError:
             raise JaxscaleError(f"--fix {name}={value!r}: the value must be a number.") from None
     law = jaxscale.laws.get(args.law, **dict(args.law_option))
-    data = jaxscale.ScalingData.from_csv(args.data, flops_per_token=args.flops_per_token, **columns)
+    data = jaxscale.ScalingData.from_csv(args.data, flops_per_token=args.flops_per_token, **dict(args.col))
     if args.drop_top_loss:
         data = data.drop_top(args.drop_top_loss)
+    return law, data, fixed
+
+
+def _fit(args) -> int:
+    import jaxscale
+
+    law, data, fixed = _inputs(args)
     res = jaxscale.fit(law, data, starts=args.starts, key=args.seed, objective=args.objective, delta=args.delta,
                        fixed=fixed or None, dtype=args.dtype)
     print(res.table())
     if args.json:
         res.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _bootstrap(args) -> int:
+    import jaxscale
+    import jaxscale.derived as dv
+
+    law, data, fixed = _inputs(args)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    res = jaxscale.bootstrap(law, data, args.resamples, key=args.seed, method=args.method, starts=args.starts,
+                             cluster=args.cluster, objective=args.objective, delta=args.delta, fixed=fixed or None,
+                             dtype=args.dtype, chunk_size=args.chunk_size, memory_limit=args.memory_limit,
+                             progress=progress)
+    derived = {}
+    if all(k in law.param_names for k in ("E", "A", "B", "alpha", "beta")):
+        budgets = args.compute or [float(np.max(data.covariates["C"]))] if "C" in data.covariates else args.compute
+        derived.update({"a": dv.exponent_a, "b": dv.exponent_b, "G": dv.G})
+        for C in budgets:
+            for name, fn in (("N_opt", dv.n_opt), ("D_opt", dv.d_opt), ("tokens_per_param", dv.tokens_per_param)):
+                derived[f"{name}@C={C:.3g}"] = fn(C, data.flops_per_token)
+    for point in args.loss_at:
+        label = ",".join(f"{k}={v:.3g}" for k, v in point.items())
+        derived[f"loss@{label}"] = dv.loss_at(law, **point)
+    out = res.to_dict(level=args.level, method=args.interval, derived=derived)
+    pct = f"{100 * args.level:g}% {args.interval}"
+    rows = [(k, v) for k, v in out["params"].items()] + [(k, v) for k, v in out["derived"].items()]
+    width = max(len(k) for k, _ in rows)
+    print(f"law: {law.name}    {law.formula}")
+    print(f"{args.method} bootstrap, {res.n_resamples} resamples x {res.settings['n_starts']} starts "
+          f"({res.settings['starts']}), {res.n_failed} failed; objective {res.settings['objective']}; "
+          f"{res.seconds:.1f} s")
+    print(f"  {'':<{width}}  {'estimate':>12}  {'se':>11}  {pct + ' interval':>28}")
+    for i, (k, v) in enumerate(rows):
+        if i == len(out["params"]):
+            print("  derived:")
+        print(f"  {k:<{width}}  {v['estimate']:>12.6g}  {v['se']:>11.4g}  [{v['ci'][0]:>12.6g}, {v['ci'][1]:>12.6g}]")
+    if args.json:
+        import json
+
+        with open(args.json, "w") as fh:
+            fh.write(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -134,7 +224,7 @@ def main(argv=None) -> int:
         # Starts are sharded over devices: one XLA host device per core.
         set_host_device_count()
     try:
-        return {"fit": _fit, "demo": _demo, "laws": _laws}[args.command](args)
+        return {"fit": _fit, "bootstrap": _bootstrap, "demo": _demo, "laws": _laws}[args.command](args)
     except JaxscaleError as e:
         print(f"jaxscale: error: {e}", file=sys.stderr)
         return 2

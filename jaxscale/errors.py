@@ -22,3 +22,7 @@ class LawError(JaxscaleError):
 
 class FitError(JaxscaleError):
     """A fit cannot be run with the given settings (or no start succeeded)."""
+
+
+class DerivedError(JaxscaleError):
+    """A derived-quantity function that cannot be evaluated over the draws."""

@@ -53,31 +53,33 @@ def huber_log_normalizer(delta: float) -> float:
     return math.log(math.sqrt(2 * math.pi) * (1 - 2 * phi_tail) + 2 * math.exp(-0.5 * delta**2) / delta)
 
 
-def profile_log_sigma(r, delta, n_newton: int = 6):
+def profile_log_sigma(r, delta, n_newton: int = 6, weight=None):
     """Optimal ``log sigma`` of the Huber likelihood for residuals ``r`` (last axis = points).
 
-    ``h(s) = sum huber(r e^-s) + n s`` is convex in ``s``; start from the
+    ``h(s) = sum c huber(r e^-s) + (sum c) s`` is convex in ``s`` (``c`` the
+    optional per-point ``weight``, e.g. bootstrap counts); start from the
     all-linear-regime solution and take guarded Newton steps.
     """
-    n = r.shape[-1]
-    absr = jnp.abs(r)
+    import jax
+
+    c = jnp.ones_like(r) if weight is None else weight
+    n = c.sum(-1)
+    absr = jnp.abs(r) if weight is None else jnp.where(c > 0, jnp.abs(r), 0.0)
     tiny = jnp.finfo(r.dtype).tiny
-    s = jnp.log(jnp.maximum(delta * absr.sum(-1) / n, tiny))
+    s = jnp.log(jnp.maximum(delta * (c * absr).sum(-1) / n, tiny))
 
     def body(_, s):
         u = absr * jnp.exp(-s)[..., None]
         quad = u <= delta
         psi_u = jnp.where(quad, u * u, delta * u)  # psi(u) u
-        h1 = n - psi_u.sum(-1)
-        h2 = jnp.where(quad, 2 * u * u, delta * u).sum(-1)
+        h1 = n - (c * psi_u).sum(-1)
+        h2 = (c * jnp.where(quad, 2 * u * u, delta * u)).sum(-1)
         return s - h1 / jnp.maximum(h2, 1e-30)
-
-    import jax
 
     return jax.lax.fori_loop(0, n_newton, body, s)
 
 
-def value_and_weights(obj: Objective, r, eta: float = 1.0):
+def value_and_weights(obj: Objective, r, eta: float = 1.0, weight=None):
     """Objective value, ``psi = d rho / d r`` and curvature weights ``w`` for residuals ``r``.
 
     Returns ``(f, psi, w, log_sigma)``; the Gauss-Newton Hessian is
@@ -87,25 +89,40 @@ def value_and_weights(obj: Objective, r, eta: float = 1.0):
     IRLS (a majoriser: safe but, like IRLS for L1, slow to converge), and
     ``eta -> 0`` the exact piecewise curvature (fast near the optimum but
     singular far from it). The solver uses a blend (``SolverConfig.eta``).
+
+    ``weight`` (same shape as ``r``, optional) multiplies each point's term:
+    integer bootstrap counts give exactly the objective of the resampled data
+    with repeated points.
     """
     d = obj.delta
+    if obj.name == "likelihood":
+        s = profile_log_sigma(r, d, weight=weight)
+        n = r.shape[-1] if weight is None else weight.sum(-1)
+        inv = jnp.exp(-s)[..., None]
+        u = r * inv
+        a = jnp.abs(u)
+        quad = a <= d
+        rho = jnp.where(quad, 0.5 * u * u, d * (a - 0.5 * d))
+        psi = jnp.clip(u, -d, d) * inv
+        w = jnp.where(quad, 1.0, eta * d / jnp.where(quad, 1.0, a)) * inv * inv
+        if weight is not None:
+            rho, psi, w = _weigh(weight, rho, psi, w)
+        return rho.sum(-1) + n * s + n * huber_log_normalizer(d), psi, w, s
     if obj.name == "squared":
-        return (r * r).sum(-1), 2 * r, jnp.full_like(r, 2.0), jnp.zeros(r.shape[:-1], r.dtype)
-    if obj.name == "huber":
+        rho, psi, w = r * r, 2 * r, jnp.full_like(r, 2.0)
+    else:  # huber
         a = jnp.abs(r)
         quad = a <= d
-        f = jnp.where(quad, 0.5 * r * r, d * (a - 0.5 * d)).sum(-1)
+        rho = jnp.where(quad, 0.5 * r * r, d * (a - 0.5 * d))
         psi = jnp.clip(r, -d, d)
         w = jnp.where(quad, 1.0, eta * d / jnp.where(quad, 1.0, a))
-        return f, psi, w, jnp.zeros(r.shape[:-1], r.dtype)
-    # likelihood with the scale profiled out
-    n = r.shape[-1]
-    s = profile_log_sigma(r, d)
-    inv = jnp.exp(-s)[..., None]
-    u = r * inv
-    a = jnp.abs(u)
-    quad = a <= d
-    f = jnp.where(quad, 0.5 * u * u, d * (a - 0.5 * d)).sum(-1) + n * s + n * huber_log_normalizer(d)
-    psi = jnp.clip(u, -d, d) * inv
-    w = jnp.where(quad, 1.0, eta * d / jnp.where(quad, 1.0, a)) * inv * inv
-    return f, psi, w, s
+    if weight is not None:
+        rho, psi, w = _weigh(weight, rho, psi, w)
+    return rho.sum(-1), psi, w, jnp.zeros(r.shape[:-1], r.dtype)
+
+
+def _weigh(weight, *terms):
+    # A point with weight 0 is absent from the resample: it must not count
+    # even where the model is NaN there (0 * NaN would poison the sum).
+    present = weight > 0
+    return tuple(jnp.where(present, t * weight, 0.0) for t in terms)

@@ -36,8 +36,8 @@ import numpy as np
 from jaxscale.laws import Law
 from jaxscale.objectives import Objective, value_and_weights
 
-CONVERGED, MAX_ITER, DIVERGED = 0, 1, 2
-STATUS_NAMES = {CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged"}
+CONVERGED, MAX_ITER, DIVERGED, SKIPPED = 0, 1, 2, 4
+STATUS_NAMES = {CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged", SKIPPED: "skipped"}
 _RUNNING, _PAD = -1, 3
 _LAM_MAX = 1e12
 
@@ -84,6 +84,7 @@ class _State(NamedTuple):
     n_iter: jax.Array
     log_sigma: jax.Array
     index: jax.Array
+    rep: jax.Array  # replicate (row of the per-replicate data) of each start
 
 
 #: Default curvature blend per objective (measured on Epoch's 4,500-start
@@ -96,13 +97,19 @@ def _eta(cfg: SolverConfig) -> float:
     return DEFAULT_ETA[cfg.objective.name] if cfg.eta is None else float(cfg.eta)
 
 
-def _evaluate(law: Law, obj: Objective, theta, logx, logy, free, eta: float = 1.0):
-    """Objective, gradient and Gauss-Newton Hessian for a block of starts."""
+def _evaluate(law: Law, obj: Objective, theta, logx, logy, weight, free, eta: float = 1.0):
+    """Objective, gradient and Gauss-Newton Hessian for a block of starts.
+
+    ``logy`` is ``(n_points,)`` or one row per start; ``weight`` is None or
+    per-start point weights (bootstrap counts).
+    """
     point = jax.value_and_grad(law.log_predict)
     lp, J = jax.vmap(jax.vmap(point, in_axes=(None, 0)), in_axes=(0, None))(theta, logx)
     r = lp - logy
-    f, psi, w, log_sigma = value_and_weights(obj, r, eta)
+    f, psi, w, log_sigma = value_and_weights(obj, r, eta, weight)
     J = J * free
+    if weight is not None:  # points absent from a resample: their Jacobian rows may be NaN
+        J = jnp.where((weight > 0)[..., None], J, 0.0)
     g = jnp.einsum("bn,bnp->bp", psi, J)
     H = jnp.einsum("bnp,bnq->bpq", J * w[..., None], J)
     ok = jnp.isfinite(f) & jnp.all(jnp.isfinite(g), -1) & jnp.all(jnp.isfinite(H), (-2, -1))
@@ -137,7 +144,7 @@ def _cholesky_solve(A, b):
     return jnp.stack(x, -1), ok
 
 
-def _lm_iteration(law: Law, cfg: SolverConfig, s: _State, logx, logy, free) -> _State:
+def _lm_iteration(law: Law, cfg: SolverConfig, s: _State, logx, logy, weight, free) -> _State:
     running = s.status == _RUNNING
     P = s.theta.shape[-1]
     eye = jnp.eye(P, dtype=s.theta.dtype)
@@ -151,7 +158,7 @@ def _lm_iteration(law: Law, cfg: SolverConfig, s: _State, logx, logy, free) -> _
     step_ok = chol_ok & jnp.all(jnp.isfinite(step), -1)
     step = jnp.where(step_ok[:, None], step, 0.0)
     trial = s.theta + step
-    f_t, g_t, H_t, ls_t = _evaluate(law, cfg.objective, trial, logx, logy, free, _eta(cfg))
+    f_t, g_t, H_t, ls_t = _evaluate(law, cfg.objective, trial, logx, logy, weight, free, _eta(cfg))
     accept = running & step_ok & (f_t < s.f)
     small_f = (s.f - f_t) <= cfg.ftol * jnp.abs(f_t)
     small_x = jnp.max(jnp.abs(step), -1) <= cfg.xtol * (1.0 + jnp.max(jnp.abs(s.theta), -1))
@@ -168,27 +175,44 @@ def _lm_iteration(law: Law, cfg: SolverConfig, s: _State, logx, logy, free) -> _
         n_iter=s.n_iter + running.astype(s.n_iter.dtype),
         log_sigma=pick(ls_t, s.log_sigma),
         index=s.index,
+        rep=s.rep,
     )
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(law: Law, cfg: SolverConfig, block: int):
-    def solve(theta0, pad, logx, logy, free):
+def _compiled(law: Law, cfg: SolverConfig, block: int, weighted: bool = False):
+    """The jitted solver for one chunk.
+
+    Inputs: starts ``theta0 (S, P)``, padding mask ``pad (S,)``, the replicate
+    row of each start ``rep (S,)``, shared covariates ``logx (n, K)``, and
+    per-replicate targets ``logy (R, n)`` and point weights ``weight (R, n)``
+    (ignored unless ``weighted``). A plain fit is one replicate.
+    """
+
+    def rows(rep, logy, weight):
+        return logy[rep], (weight[rep] if weighted else None)
+
+    def solve(theta0, pad, rep, logx, logy, weight, free):
         S, P = theta0.shape
         nb = S // block
-        blocks = theta0.reshape(nb, block, P)
-        f, g, H, ls = jax.lax.map(lambda t: _evaluate(law, cfg.objective, t, logx, logy, free, _eta(cfg)), blocks)
+
+        def first(args):
+            t, r = args
+            return _evaluate(law, cfg.objective, t, logx, *rows(r, logy, weight), free, _eta(cfg))
+
+        f, g, H, ls = jax.lax.map(first, (theta0.reshape(nb, block, P), rep.reshape(nb, block)))
         f, g, H, ls = (a.reshape((S,) + a.shape[2:]) for a in (f, g, H, ls))
         status = jnp.where(pad, _PAD, jnp.where(jnp.isfinite(f), _RUNNING, DIVERGED)).astype(jnp.int32)
         state = _State(
             theta0, f, g, H, jnp.full((S,), cfg.lam0, theta0.dtype), status,
-            jnp.zeros((S,), jnp.int32), ls, jnp.arange(S, dtype=jnp.int32),
+            jnp.zeros((S,), jnp.int32), ls, jnp.arange(S, dtype=jnp.int32), rep,
         )
 
         def visit(b, st):
             start = b * block
             sl = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, block), st)
-            sl = jax.lax.fori_loop(0, cfg.inner, lambda _, x: _lm_iteration(law, cfg, x, logx, logy, free), sl)
+            ly, wt = rows(sl.rep, logy, weight)  # gathered once per visit
+            sl = jax.lax.fori_loop(0, cfg.inner, lambda _, x: _lm_iteration(law, cfg, x, logx, ly, wt, free), sl)
             return jax.tree.map(lambda a, x: jax.lax.dynamic_update_slice_in_dim(a, x, start, 0), st, sl)
 
         def round_(carry):
@@ -213,24 +237,122 @@ def _compiled(law: Law, cfg: SolverConfig, block: int):
     return jax.jit(solve)
 
 
-def chunk_for_memory(n_params: int, n_points: int, memory_limit: int, block: int, itemsize: int = 8) -> int:
+def chunk_for_memory(
+    n_params: int, n_points: int, memory_limit: int, block: int, itemsize: int = 8, starts_per_replicate: int = 0
+) -> int:
     """Largest chunk (a multiple of ``block``) whose working set fits ``memory_limit`` bytes.
 
     Per start: the solver state (theta, gradient, Hessian, scalars) held about
     four times (state, its sorted copy, trial values, outputs). Per block: the
-    residual/Jacobian work arrays. Raises if one block does not fit.
+    residual/Jacobian work arrays. With replicates (bootstrap), each start
+    also carries ``1/starts_per_replicate`` of a replicate's targets and point
+    weights. Raises if one block does not fit.
     """
     from jaxscale.errors import FitError
 
-    per_start = 4 * (n_params * n_params + 2 * n_params + 6) * itemsize
-    fixed = 4 * block * n_points * (n_params + 4) * itemsize
+    per_start = 4 * (n_params * n_params + 2 * n_params + 7) * itemsize
+    fixed = 4 * block * n_points * (n_params + 6) * itemsize
+    if starts_per_replicate:
+        per_start += 2 * n_points * itemsize / starts_per_replicate
+        fixed += 4 * n_points * itemsize  # the partial replicates at both ends of a chunk
     need = fixed + block * per_start
     if memory_limit < need:
         raise FitError(
             f"memory_limit={memory_limit} bytes is too small: one block of {block} starts on {n_points} points "
-            f"needs about {need} bytes."
+            f"needs about {int(need)} bytes."
         )
     return int((memory_limit - fixed) // per_start // block * block)
+
+
+class Replicates(NamedTuple):
+    """Per-replicate data for :func:`solve_chunks`.
+
+    ``rows(lo, hi)`` returns ``(logy, weight)`` for replicates ``lo..hi-1``:
+    arrays of shape ``(hi - lo, n_points)``; ``weight`` may be None (all ones).
+    ``skip(lo, hi)``, optional, returns a bool mask of replicates not to solve
+    (their starts are reported with status ``skipped``).
+    """
+
+    n: int
+    rows: object
+    weighted: bool = False
+    skip: object = None
+
+
+def _layout(S: int, cfg: SolverConfig, chunk_size: int, devices):
+    n_dev = len(devices) if S >= 2 * len(devices) * 8 else 1
+    block = int(min(cfg.block, -(-S // (8 * n_dev)) * 8))
+    unit = block * n_dev
+    chunk = int(max(unit, min(-(-chunk_size // unit) * unit, -(-S // unit) * unit)))
+    return n_dev, block, chunk
+
+
+def solve_chunks(
+    law: Law,
+    starts: np.ndarray,
+    logx: np.ndarray,
+    free: np.ndarray,
+    cfg: SolverConfig,
+    replicates: Replicates,
+    *,
+    chunk_size: int = 65536,
+    dtype=jnp.float64,
+    devices=None,
+    progress=None,
+):
+    """Solve ``replicates.n`` problems from every start each, chunk by chunk.
+
+    Start ``s`` of the ``n * len(starts)`` runs replicate ``s // len(starts)``
+    from ``starts[s % len(starts)]``: the full multi-start for every
+    replicate, with nothing of size ``n * len(starts)`` held in memory. Yields
+    ``(lo, hi, SolveOutput)`` for consecutive ranges of ``s``, in order.
+
+    With several devices (all local devices by default) each chunk is split
+    over them along the start axis (``jax.shard_map`` over a 1-D mesh); starts
+    are dealt round-robin so every device gets a similar mix of easy and hard
+    starts. Each start's arithmetic does not depend on the others, so results
+    are the same with one device or many, and for any chunk size.
+    """
+    S0 = starts.shape[0]
+    S = replicates.n * S0
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    n_dev, block, chunk = _layout(S, cfg, chunk_size, devices)
+    R_c = int(min(replicates.n, chunk // S0 + 2))  # replicate rows any chunk can touch
+    fn = _compiled(law, cfg, block, replicates.weighted) if n_dev == 1 else _sharded(
+        law, cfg, block, devices, replicates.weighted)
+    # Round-robin deal: device d gets starts d, d + n_dev, ... of each chunk.
+    deal = np.arange(chunk).reshape(-1, n_dev).T.ravel()
+    undeal = np.argsort(deal)
+    lx = jnp.asarray(logx, dtype)
+    fr = jnp.asarray(free, dtype)
+    n_points = logx.shape[0]
+    for lo in range(0, S, chunk):
+        hi = min(lo + chunk, S)
+        g = np.arange(lo, lo + chunk)
+        g[hi - lo:] = lo  # padding repeats the chunk's first start
+        r_lo = lo // S0
+        r_hi = min(r_lo + R_c, replicates.n)
+        logy, weight = replicates.rows(r_lo, r_hi)
+        logy = np.asarray(logy, np.float64).reshape(r_hi - r_lo, n_points)
+        weight = np.ones((r_hi - r_lo, 1)) if weight is None else np.asarray(weight, np.float64)
+        if r_hi - r_lo < R_c:  # fixed shapes: one compilation for every chunk
+            logy = np.concatenate([logy, np.repeat(logy[:1], R_c - (r_hi - r_lo), 0)])
+            weight = np.concatenate([weight, np.repeat(weight[:1], R_c - (r_hi - r_lo), 0)])
+        rep = g // S0 - r_lo
+        pad = np.arange(chunk) >= hi - lo
+        skipped = np.zeros(chunk, bool)
+        if replicates.skip is not None:
+            skipped = np.asarray(replicates.skip(r_lo, r_hi), bool)[rep] & ~pad
+        pad = pad | skipped
+        res = fn(jnp.asarray(starts[g % S0][deal], dtype), jnp.asarray(pad[deal]), jnp.asarray(rep[deal], jnp.int32),
+                 lx, jnp.asarray(logy, dtype), jnp.asarray(weight, dtype), fr)
+        theta, f, status, n_iter, ls = (np.asarray(a)[undeal][: hi - lo] for a in res)
+        status = np.where(skipped[: hi - lo], SKIPPED, status)
+        f = np.where(skipped[: hi - lo], np.inf, f)
+        yield lo, hi, SolveOutput(theta.astype(np.float64), f.astype(np.float64), status, n_iter,
+                                  ls.astype(np.float64))
+        if progress is not None:
+            progress(hi, S)
 
 
 def solve(
@@ -246,47 +368,20 @@ def solve(
     devices=None,
     progress=None,
 ) -> SolveOutput:
-    """Solve every start; see the module docstring. Returns host (NumPy) arrays.
-
-    With several devices (all local devices by default) each chunk is split
-    over them along the start axis (``jax.shard_map`` over a 1-D mesh); starts
-    are dealt round-robin so every device gets a similar mix of easy and hard
-    starts. Each start's arithmetic does not depend on the others, so results
-    are the same with one device or many.
-    """
-    S = starts.shape[0]
-    devices = tuple(jax.local_devices() if devices is None else devices)
-    n_dev = len(devices) if S >= 2 * len(devices) * 8 else 1
-    block = int(min(cfg.block, -(-S // (8 * n_dev)) * 8))
-    unit = block * n_dev
-    chunk = int(max(unit, min(-(-chunk_size // unit) * unit, -(-S // unit) * unit)))
-    fn = _compiled(law, cfg, block) if n_dev == 1 else _sharded(law, cfg, block, devices)
-    # Round-robin deal: device d gets starts d, d + n_dev, ... of each chunk.
-    deal = np.arange(chunk).reshape(-1, n_dev).T.ravel()
-    undeal = np.argsort(deal)
-    lx = jnp.asarray(logx, dtype)
-    ly = jnp.asarray(logy, dtype)
-    fr = jnp.asarray(free, dtype)
-    outs = []
-    for lo in range(0, S, chunk):
-        part = starts[lo : lo + chunk]
-        m = part.shape[0]
-        padded = np.concatenate([part, np.repeat(part[:1], chunk - m, 0)]) if m < chunk else part
-        pad = np.arange(chunk) >= m
-        res = fn(jnp.asarray(padded[deal], dtype), jnp.asarray(pad[deal]), lx, ly, fr)
-        outs.append([np.asarray(a)[undeal][:m] for a in res])
-        if progress is not None:
-            progress(min(lo + chunk, S), S)
-    theta, f, status, n_iter, ls = (np.concatenate(parts) for parts in zip(*outs))
-    return SolveOutput(theta.astype(np.float64), f.astype(np.float64), status, n_iter, ls.astype(np.float64))
+    """Solve every start on one data set; see :func:`solve_chunks`. Returns host (NumPy) arrays."""
+    logy = np.asarray(logy, np.float64)
+    reps = Replicates(1, lambda lo, hi: (logy[None], None))
+    outs = [out for _, _, out in solve_chunks(law, starts, logx, free, cfg, reps, chunk_size=chunk_size,
+                                              dtype=dtype, devices=devices, progress=progress)]
+    return SolveOutput(*(np.concatenate(parts) for parts in zip(*outs)))
 
 
 @functools.lru_cache(maxsize=16)
-def _sharded(law: Law, cfg: SolverConfig, block: int, devices: tuple):
+def _sharded(law: Law, cfg: SolverConfig, block: int, devices: tuple, weighted: bool = False):
     from jax.sharding import Mesh, PartitionSpec
 
     mesh = Mesh(np.array(devices), ("starts",))
     split, whole = PartitionSpec("starts"), PartitionSpec()
-    body = _compiled(law, cfg, block)
-    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(split, split, whole, whole, whole), out_specs=split,
-                                 check_vma=False))
+    body = _compiled(law, cfg, block, weighted)
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(split, split, split, whole, whole, whole, whole),
+                                 out_specs=split, check_vma=False))

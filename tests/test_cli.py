@@ -78,3 +78,40 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message):
 def test_bad_option_is_an_argparse_error():
     r = run("fit", "x.csv", "--starts", "many")
     assert r.returncode == 2 and "--starts expects" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bootstrap_prints_table_and_writes_the_documented_json(shared_data, tmp_path, capsys):
+    out = tmp_path / "boot.json"
+    csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
+    rc = main(["bootstrap", str(csv), "--law", "chinchilla", "--col", "N=Model Size", "--col", "C=Training FLOP",
+               "--drop-top-loss", "5", "-n", "300", "--method", "pairs", "--starts", "warm", "--compute", "5.88e23",
+               "--loss-at", "N=7e10,D=1.4e12", "--json", str(out), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "pairs bootstrap, 300 resamples x 1 starts (warm), 0 failed" in printed
+    assert "95% percentile interval" in printed and "tokens_per_param@C=5.88e+23" in printed
+    res = json.loads(out.read_text())
+    assert {"params", "derived", "n_resamples", "n_failed", "settings"} <= set(res)
+    assert res["n_resamples"] == 300 and res["n_failed"] == 0
+    assert set(res["params"]) == {"E", "A", "B", "alpha", "beta"}
+    for entry in list(res["params"].values()) + list(res["derived"].values()):
+        assert set(entry) == {"estimate", "se", "ci"}
+        assert entry["ci"][0] <= entry["estimate"] <= entry["ci"][1] and entry["se"] > 0
+    assert res["params"]["alpha"]["estimate"] == pytest.approx(0.347313, rel=1e-3)
+    assert res["derived"]["a"]["estimate"] == pytest.approx(0.5139, abs=1e-3)
+    assert res["derived"]["tokens_per_param@C=5.88e+23"]["estimate"] == pytest.approx(17.9, rel=0.01)
+    assert "loss@N=7e+10,D=1.4e+12" in res["derived"]
+    assert res["settings"]["method"] == "pairs" and res["settings"]["starts"] == "warm"
+
+
+def test_bootstrap_cli_errors_are_one_line(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    pd.DataFrame({"N": np.logspace(7, 9, 10), "D": np.logspace(9, 11, 10)[::-1], "loss": np.linspace(3, 2.5, 10)}
+                 ).to_csv(tmp_path / "d.csv", index=False)
+    r = run("bootstrap", str(tmp_path / "d.csv"), "--method", "cluster", "-n", "10")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "needs a 'run' or 'group' column" in r.stderr
+    r = run("bootstrap", str(tmp_path / "d.csv"), "-n", "0")
+    assert r.returncode == 2 and "n_resamples must be an integer >= 1; got 0" in r.stderr

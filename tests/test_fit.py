@@ -98,7 +98,7 @@ def test_chunking_gives_identical_results():
 def test_memory_limit_chunks_and_too_small_budget_errors():
     d = jaxscale.demo_data()
     a = jaxscale.fit("chinchilla", d, starts=300, key=1)
-    b = jaxscale.fit("chinchilla", d, starts=300, key=1, memory_limit=2_100_000)
+    b = jaxscale.fit("chinchilla", d, starts=300, key=1, memory_limit=2_500_000)
     assert b.settings["chunk_size"] < 300
     pd.testing.assert_frame_equal(a.starts, b.starts)
     with pytest.raises(FitError, match=r"memory_limit=1000 bytes is too small: one block of 64 starts"):

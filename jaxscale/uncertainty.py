@@ -1,0 +1,737 @@
+"""Bootstrap uncertainty: every resample x every start as one compiled computation.
+
+Data flow::
+
+    data --fit()--> point estimate
+    key --fold_in(r)--> resample r: point counts (pairs / cluster) or targets (residual)
+    (replicates x starts) --solver.solve_chunks (chunked, sharded)--> per-start optima
+    --best start per replicate--> draws --> SEs, covariance, percentile / BCa intervals, derive(fn)
+
+A resample is never materialised as a new data set: ``pairs`` and ``cluster``
+resamples are integer counts per point (the objective of the resampled data
+with repeated points is exactly the count-weighted objective), ``residual``
+resamples are new targets on the same design. Replicate ``r`` draws from
+``jax.random.fold_in(key, r)``, so results do not depend on chunking or on the
+number of devices.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxscale import __version__
+from jaxscale.data import ScalingData
+from jaxscale.errors import DerivedError, FitError
+from jaxscale.fit import AT_BEST_RTOL, FitResult, _dtype, _free_mask, _key_repr, _make_starts, fit
+from jaxscale.laws import Law, get
+from jaxscale.objectives import make_objective
+from jaxscale.solver import (
+    CONVERGED,
+    DIVERGED,
+    MAX_ITER,
+    SKIPPED,
+    Replicates,
+    SolverConfig,
+    chunk_for_memory,
+    solve_chunks,
+)
+
+METHODS = ("pairs", "residual", "cluster")
+INTERVALS = ("percentile", "bca")
+
+
+_TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def _as_key(key, what: str = "key"):
+    if key is None:
+        raise FitError(f"{what}: bootstrap needs a PRNG key, e.g. key=jax.random.key(0) or an int seed.")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    try:
+        jax.random.key_data(key)
+        return key
+    except Exception:
+        pass
+    arr = np.asarray(key)
+    if arr.dtype == np.uint32 and arr.shape == (2,):
+        return jax.random.wrap_key_data(arr)
+    raise FitError(f"{what} must be a jax PRNG key or an int seed; got {key!r}.")
+
+
+@jax.jit
+def _draw_indices(key, reps, n_draw):
+    """Indices ``(len(reps), n_draw.shape[0])`` in ``[0, n_draw)`` for replicates ``reps``."""
+    size = n_draw.shape[0]
+    return jax.vmap(lambda r: jax.random.randint(jax.random.fold_in(key, r), (size,), 0, size))(reps)
+
+
+class _Resampler:
+    """Per-replicate rows for the solver, drawn lazily and reproducibly."""
+
+    def __init__(self, method, key, logy, fitted, codes, n_clusters):
+        self.method, self.key, self.logy = method, key, logy
+        self.fitted, self.codes, self.n_clusters = fitted, codes, n_clusters
+        self.n = logy.shape[0]
+        self._cache = (None, None)
+
+    def draws(self, lo, hi):
+        if self._cache[0] == (lo, hi):
+            return self._cache[1]
+        size = self.n_clusters if self.method == "cluster" else self.n
+        idx = np.asarray(_draw_indices(self.key, jnp.arange(lo, hi, dtype=jnp.uint32), jnp.zeros(size)))
+        if self.method == "residual":
+            resid = self.logy - self.fitted
+            out = (self.fitted[None, :] + resid[idx], None)
+        else:
+            counts = np.zeros((hi - lo, size))
+            np.add.at(counts, (np.arange(hi - lo)[:, None], idx), 1.0)
+            if self.method == "cluster":
+                counts = counts[:, self.codes]
+            out = (np.broadcast_to(self.logy, (hi - lo, self.n)), counts)
+        self._cache = ((lo, hi), out)
+        return out
+
+
+def _unidentified(counts, logx, n_free):
+    """Replicates whose resampled points cannot identify the law.
+
+    A covariate the law needs with fewer than 2 distinct values, or fewer
+    distinct points than free parameters: the same conditions a fit on the
+    data rejects as bad input (``ScalingData.design``).
+    """
+    present = counts > 0
+    bad = np.zeros(counts.shape[0], bool)
+    for j in range(logx.shape[1]):
+        _, codes = np.unique(logx[:, j], return_inverse=True)
+        onehot = np.zeros((logx.shape[0], codes.max() + 1))
+        onehot[np.arange(logx.shape[0]), codes] = 1.0
+        bad |= ((present @ onehot) > 0).sum(1) < 2
+    _, rows = np.unique(logx, axis=0, return_inverse=True)
+    onehot = np.zeros((logx.shape[0], rows.max() + 1))
+    onehot[np.arange(logx.shape[0]), rows.ravel()] = 1.0
+    bad |= ((present @ onehot) > 0).sum(1) < n_free
+    return bad
+
+
+# --------------------------------------------------------------------------- reduction
+
+
+class _BestPerReplicate:
+    """Running reduction of per-start results to the best start of each replicate."""
+
+    def __init__(self, n_rep, n_starts, P):
+        self.S0 = n_starts
+        self.theta = np.full((n_rep, P), np.nan)
+        self.f = np.full(n_rep, np.inf)
+        self.status = np.full(n_rep, DIVERGED)
+        self.n_at_best = np.zeros(n_rep, np.int64)
+        self.n_iter = np.zeros(n_rep, np.int64)  # summed over the replicate's starts
+        self.log_sigma = np.zeros(n_rep)
+        self._pending = None
+
+    def add(self, lo, hi, out):
+        idx = np.arange(lo, hi)
+        parts = (idx, out.theta, out.objective, out.status, out.n_iter, out.log_sigma)
+        if self._pending is not None:
+            parts = tuple(np.concatenate([a, b]) for a, b in zip(self._pending, parts))
+        idx, theta, f, status, n_iter, ls = parts
+        rep = idx // self.S0
+        complete = (rep + 1) * self.S0 <= hi  # all of the replicate's starts seen
+        self._pending = tuple(a[~complete] for a in parts) if not complete.all() else None
+        if not complete.any():
+            return
+        rep, theta, f, status, n_iter, ls = (a[complete] for a in (rep, theta, f, status, n_iter, ls))
+        ok = np.isfinite(f) & (status != DIVERGED) & (status != SKIPPED)
+        f_ok = np.where(ok, f, np.inf)
+        order = np.lexsort((f_ok, rep))  # by replicate, best first
+        first = np.ones(order.size, bool)
+        first[1:] = rep[order][1:] != rep[order][:-1]
+        best = order[first]
+        r = rep[best]
+        self.f[r] = f_ok[best]
+        self.theta[r] = theta[best]
+        self.log_sigma[r] = ls[best]
+        st = np.where(np.isfinite(f_ok[best]), status[best], DIVERGED)
+        skipped = np.zeros(r.size, bool)
+        np.logical_or.at(skipped, np.searchsorted(r, rep), status == SKIPPED)
+        self.status[r] = np.where(skipped, SKIPPED, st)
+        near = f_ok <= self.f[rep] + AT_BEST_RTOL * np.abs(self.f[rep])
+        np.add.at(self.n_at_best, rep, near & ok)
+        np.add.at(self.n_iter, rep, n_iter)
+
+    def run(self, chunks):
+        for lo, hi, out in chunks:
+            self.add(lo, hi, out)
+        return self
+
+
+def _solve_replicates(law, theta0, logx, free, cfg, n_rep, rows, weighted, skip, *, chunk_size=65536,
+                      dtype=jnp.float64, devices=None, progress=None) -> _BestPerReplicate:
+    """Best start of every replicate; with several JAX processes (``jax.distributed``), each solves a share.
+
+    Process ``p`` of ``P`` takes replicates ``[p * ceil(R/P), (p + 1) * ceil(R/P))`` on its local devices;
+    the per-replicate bests are then all-gathered, so every process returns the same complete result,
+    identical to a single-process run (replicate ``r`` always draws from ``fold_in(key, r)``).
+    """
+    n_proc, me = jax.process_count(), jax.process_index()
+    per = -(-n_rep // n_proc)
+    lo, hi = min(me * per, n_rep), min((me + 1) * per, n_rep)
+    best = _BestPerReplicate(hi - lo, len(theta0), law.n_params)
+    if hi > lo:
+        reps = Replicates(hi - lo, lambda a, b: rows(a + lo, b + lo), weighted,
+                          None if skip is None else (lambda a, b: skip(a + lo, b + lo)))
+        best.run(solve_chunks(law, theta0, logx, free, cfg, reps, chunk_size=chunk_size, dtype=dtype,
+                              devices=devices, progress=progress))
+    if n_proc == 1:
+        return best
+    from jax.experimental import multihost_utils
+
+    out = _BestPerReplicate(n_rep, len(theta0), law.n_params)
+    for name in ("theta", "f", "status", "n_at_best", "n_iter", "log_sigma"):
+        mine = getattr(best, name)
+        padded = np.zeros((per,) + mine.shape[1:], mine.dtype)
+        padded[: hi - lo] = mine
+        every = np.asarray(multihost_utils.process_allgather(padded))
+        setattr(out, name, every.reshape((n_proc * per,) + mine.shape[1:])[:n_rep])
+    return out
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _check_level(level):
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise FitError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}.")
+    return float(level)
+
+
+def _percentile(draws, level):
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+    return np.percentile(draws, q, axis=0)
+
+
+def _bca(draws, estimate, jack, level):
+    """Efron's bias-corrected and accelerated intervals, column by column.
+
+    ``z0`` from the share of draws below the estimate (ties count half);
+    acceleration from the jackknife values ``jack`` (Efron & Tibshirani 1993, 14.3).
+    """
+    from jax.scipy.special import ndtr, ndtri
+
+    R = draws.shape[0]
+    below = (draws < estimate).sum(0) + 0.5 * (draws == estimate).sum(0)
+    z0 = np.asarray(ndtri(np.clip(below / R, 0.5 / R, 1 - 0.5 / R)))
+    d = jack.mean(0) - jack
+    num, den = (d**3).sum(0), 6 * ((d**2).sum(0)) ** 1.5
+    acc = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    out = []
+    for z in np.asarray(ndtri(np.array([(1 - level) / 2, (1 + level) / 2]))):
+        adj = np.asarray(ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z))))
+        out.append([np.percentile(draws[:, j], 100 * adj[j]) for j in range(draws.shape[1])])
+    return np.array(out)
+
+
+def _interval(draws, estimate, level, method, jack_fn):
+    level = _check_level(level)
+    if method == "percentile":
+        return _percentile(draws, level)
+    if method == "bca":
+        return _bca(draws, estimate, jack_fn(), level)
+    raise FitError(f"interval method must be one of {list(INTERVALS)}; got {method!r}.")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(eq=False)
+class Derived:
+    """A derived quantity: its value at the point estimate and over the draws.
+
+    ``estimate`` and each row of ``draws`` have the quantity's shape (scalar,
+    or e.g. one value per compute budget). Non-finite draws are counted in
+    ``n_nonfinite`` and excluded from SEs and intervals (with a warning).
+    """
+
+    name: str
+    estimate: np.ndarray
+    draws: np.ndarray
+    n_nonfinite: int
+    _jack: Callable[[], np.ndarray] = field(repr=False, default=None)
+
+    def _flat(self):
+        d = self.draws.reshape(self.draws.shape[0], -1)
+        return d[np.all(np.isfinite(d), 1)]
+
+    def se(self) -> np.ndarray:
+        """Bootstrap standard error (ddof = 1)."""
+        return self._flat().std(0, ddof=1).reshape(self.estimate.shape)
+
+    def ci(self, level: float = 0.95, method: str = "percentile") -> np.ndarray:
+        """``[lo, hi]`` stacked on a leading axis of 2."""
+        jack = lambda: self._jack().reshape(-1, self._flat().shape[1])  # noqa: E731
+        lohi = _interval(self._flat(), self.estimate.reshape(-1), level, method, jack)
+        return lohi.reshape((2,) + self.estimate.shape)
+
+    def to_dict(self, level: float = 0.95, method: str = "percentile") -> dict[str, Any]:
+        lo, hi = self.ci(level, method)
+        return {"estimate": self.estimate.tolist(), "se": self.se().tolist(), "ci": [lo.tolist(), hi.tolist()]}
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """The outcome of :func:`bootstrap`.
+
+    Attributes
+    ----------
+    point
+        The fit on the full data (:class:`FitResult`): the estimate the
+        intervals are around.
+    replicates
+        One row per resample: ``status`` (``converged``, ``max_iter``: kept;
+        ``diverged``, ``unidentified``, ``nonfinite``: failed and excluded),
+        best objective, starts at the best, summed iterations, and the best
+        parameters (fitting coordinates and natural scale).
+    draws
+        Natural-scale parameters of the successful replicates (DataFrame).
+    n_resamples, n_failed
+        Resamples drawn, and those excluded.
+    """
+
+    law: Law
+    method: str
+    point: FitResult
+    replicates: Any
+    draws: Any
+    theta_draws: np.ndarray
+    n_resamples: int
+    n_failed: int
+    settings: dict[str, Any]
+    seconds: float
+    _jackknife: Callable[[], np.ndarray] = field(repr=False, default=None)
+    _sampler: Any = field(repr=False, default=None)
+    _cache: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def estimate(self) -> dict[str, float]:
+        return dict(self.point.params)
+
+    def _scale(self, scale):
+        if scale == "natural":
+            return self.draws.to_numpy(), np.array(list(self.point.params.values())), list(self.law.param_names)
+        if scale == "fit":
+            return self.theta_draws, np.asarray(self.point.theta), list(self.law.fit_names)
+        raise FitError(f"scale must be 'natural' or 'fit'; got {scale!r}.")
+
+    def se(self, scale: str = "natural"):
+        """Bootstrap standard errors (ddof = 1), a pandas Series."""
+        import pandas as pd
+
+        d, _, names = self._scale(scale)
+        return pd.Series(d.std(0, ddof=1), index=names, name="se")
+
+    def cov(self, scale: str = "natural"):
+        """Bootstrap covariance (ddof = 1) on the natural or fitting scale, a DataFrame."""
+        import pandas as pd
+
+        d, _, names = self._scale(scale)
+        return pd.DataFrame(np.cov(d.T, ddof=1), index=names, columns=names)
+
+    def resample(self, replicate: int):
+        """What replicate ``replicate`` fitted: ``(counts, logy)``.
+
+        ``counts`` is how often each data point was drawn (pairs, cluster;
+        None for residual), ``logy`` the log-loss targets (resampled for
+        residual). Recomputed from the key, for auditing a replicate or
+        refitting it elsewhere.
+        """
+        if not (isinstance(replicate, (int, np.integer)) and 0 <= replicate < self.n_resamples):
+            raise FitError(f"replicate must be an integer in [0, {self.n_resamples}); got {replicate!r}.")
+        logy, counts = self._sampler.draws(int(replicate), int(replicate) + 1)
+        return (None if counts is None else counts[0].astype(np.int64)), np.array(logy[0])
+
+    def jackknife(self) -> np.ndarray:
+        """Leave-one-out fits (one point, or one cluster for ``cluster``), natural scale ``(n, P)``.
+
+        Computed on first use (BCa intervals need it), warm-started from the
+        point fit, and cached.
+        """
+        if "jack" not in self._cache:
+            self._cache["jack"] = self._jackknife()
+        return self._cache["jack"]
+
+    def ci(self, level: float = 0.95, method: str = "percentile", scale: str = "natural"):
+        """Intervals (DataFrame with ``lo``, ``hi``): ``percentile`` or ``bca``."""
+        import pandas as pd
+
+        d, est, names = self._scale(scale)
+
+        def jack():
+            j = self.jackknife()
+            return j if scale == "natural" else np.asarray(self.law.from_natural(dict(zip(self.law.param_names, j.T))))
+
+        lo, hi = _interval(d, est, level, method, jack)
+        return pd.DataFrame({"lo": lo, "hi": hi}, index=names)
+
+    def summary(self, level: float = 0.95, method: str = "percentile"):
+        """Estimate, bootstrap mean, SE and interval for every parameter (DataFrame)."""
+        import pandas as pd
+
+        ci = self.ci(level, method)
+        return pd.DataFrame({
+            "estimate": pd.Series(self.point.params),
+            "boot_mean": self.draws.mean(axis=0),
+            "se": self.se(),
+            f"{method}_{100 * (1 - level) / 2:g}%": ci["lo"],
+            f"{method}_{100 * (1 + level) / 2:g}%": ci["hi"],
+        })
+
+    def derive(self, fn: Callable[[Mapping[str, jax.Array]], jax.Array], name: str | None = None) -> Derived:
+        """A derived quantity over the draws: ``fn(params) -> array``, vmapped.
+
+        ``fn`` is a pure JAX function of a dict of natural parameters (see
+        :mod:`jaxscale.derived`) returning a scalar or a 1-D array.
+
+        >>> import jaxscale, jaxscale.derived as dv
+        >>> b = jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), 50, key=0, starts="warm")
+        >>> a = b.derive(dv.exponent_a)
+        >>> a.draws.shape, bool(0.3 < float(a.estimate) < 0.7)
+        ((50,), True)
+        """
+        name = name or getattr(fn, "__name__", "derived")
+        return _derive(fn, name, self.point.params, self.draws, self.jackknife)
+
+    def to_dict(self, level: float = 0.95, method: str = "percentile", derived: Mapping[str, Callable] | None = None):
+        """JSON-ready: ``{"params": {name: {"estimate", "se", "ci"}}, "derived", "n_resamples", "n_failed", "settings"}``."""
+        ci = self.ci(level, method)
+        se = self.se()
+        params = {k: {"estimate": float(v), "se": float(se[k]), "ci": [float(ci.loc[k, "lo"]), float(ci.loc[k, "hi"])]}
+                  for k, v in self.point.params.items()}
+        out_derived = {}
+        for k, fn in (derived or {}).items():
+            out_derived[k] = self.derive(fn, k).to_dict(level, method)
+        counts = self.replicates["status"].value_counts().to_dict()
+        return {
+            "law": self.law.name,
+            "method": self.method,
+            "params": params,
+            "derived": out_derived,
+            "n_resamples": self.n_resamples,
+            "n_failed": self.n_failed,
+            "status_counts": {k: int(v) for k, v in counts.items()},
+            "interval": {"level": level, "method": method},
+            "settings": self.settings,
+            "data_fingerprint": self.point.fingerprint,
+            "seconds": self.seconds,
+        }
+
+    def to_json(self, path: str | None = None, **kwargs) -> str:
+        text = json.dumps(self.to_dict(**kwargs), indent=2)
+        if path is not None:
+            with open(path, "w") as fh:
+                fh.write(text + "\n")
+        return text
+
+    def chi2_test(self, reference: Mapping[str, float], **kwargs):
+        """See :func:`jaxscale.hypothesis.chi2_test`."""
+        from jaxscale.hypothesis import chi2_test
+
+        return chi2_test(self, reference, **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"BootstrapResult({self.law.name}, {self.method}: {self.n_resamples} resamples x "
+                f"{self.settings['n_starts']} starts, {self.n_failed} failed)")
+
+
+def _derive(fn, name, point_params, draws_df, jack_fn) -> Derived:
+    if not callable(fn):
+        raise DerivedError(f"derive needs a function of the parameters dict; got {fn!r}.")
+
+    def call(p):
+        out = fn(p)
+        try:
+            return jnp.asarray(out, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise DerivedError(
+                f"derived function {name!r} must return a number or an array of numbers; got {type(out).__name__}: {e}"
+            ) from None
+
+    point = {k: jnp.asarray(v) for k, v in point_params.items()}
+    try:
+        est = np.asarray(call(point))
+        draws = {k: jnp.asarray(draws_df[k].to_numpy()) for k in draws_df.columns}
+        vals = np.asarray(jax.vmap(call)(draws))
+    except DerivedError:
+        raise
+    except _TRACER_ERRORS as e:
+        raise DerivedError(
+            f"derived function {name!r} is not a pure JAX function of the parameters (it is vmapped over draws): {e}"
+        ) from None
+    if est.ndim > 1:
+        raise DerivedError(
+            f"derived function {name!r} must return a scalar or a 1-D array; got shape {est.shape}."
+        )
+    if vals.shape[1:] != est.shape:
+        raise DerivedError(f"derived function {name!r} returned shape {vals.shape[1:]} on draws but {est.shape} "
+                           f"at the estimate; it must return the same shape for every parameter set.")
+    bad = ~np.all(np.isfinite(vals.reshape(vals.shape[0], -1)), 1)
+    if bad.any():
+        warnings.warn(f"derived {name!r}: {int(bad.sum())} of {len(bad)} draws are not finite and are excluded "
+                      f"from its SE and intervals.", RuntimeWarning, stacklevel=3)
+
+    def jack():
+        j = jack_fn()
+        cols = {k: jnp.asarray(j[:, i]) for i, k in enumerate(draws_df.columns)}
+        return np.asarray(jax.vmap(call)(cols))
+
+    return Derived(name, est, vals, int(bad.sum()), jack)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _progress_bar(label: str, stream=None):
+    stream = stream or sys.stderr
+    t0 = time.perf_counter()
+
+    def show(done, total):
+        el = time.perf_counter() - t0
+        eta = el * (total - done) / done if done else float("nan")
+        end = "\n" if done >= total else ""
+        stream.write(f"\r{label}: {done:,}/{total:,} fits ({100 * done / total:5.1f}%), {el:6.1f} s, "
+                     f"about {eta:5.0f} s left{end}")
+        stream.flush()
+
+    return show
+
+
+def bootstrap(
+    law: str | Law,
+    data,
+    n_resamples: int,
+    key,
+    *,
+    method: str = "pairs",
+    starts="grid",
+    cluster: str | None = None,
+    objective: str = "huber",
+    delta: float = 1e-3,
+    fixed: Mapping[str, float] | None = None,
+    max_iter: int = 400,
+    ftol: float = 1e-10,
+    xtol: float = 1e-7,
+    chunk_size: int = 65536,
+    memory_limit: int | None = None,
+    dtype=None,
+    devices=None,
+    progress: bool | Callable[[int, int], None] = False,
+    point: FitResult | None = None,
+    **columns,
+) -> BootstrapResult:
+    """Bootstrap a scaling-law fit: every resample solved from every start.
+
+    Parameters
+    ----------
+    law, data, objective, delta, fixed, max_iter, ftol, xtol, dtype, **columns
+        As for :func:`jaxscale.fit`.
+    n_resamples
+        Number of bootstrap resamples (an integer >= 1).
+    key
+        PRNG key or int seed. Replicate ``r`` uses ``fold_in(key, r)``: the
+        same key gives the same draws for any chunking or device count.
+    method
+        ``"pairs"`` (resample points), ``"residual"`` (resample the point
+        fit's log-residuals onto its fitted values) or ``"cluster"`` (resample
+        whole runs or groups: for checkpoints of one run, which are not
+        independent).
+    starts
+        ``"grid"`` (default: the law's full start grid for every resample),
+        ``"warm"`` (one start per resample at the point fit), an int (random
+        starts, as in :func:`fit`), or an array ``(n_starts, n_params)`` in
+        fitting coordinates (e.g. one row, Hoffmann's values, to reproduce
+        Epoch AI's protocol exactly). The point fit uses the same starts
+        (``"grid"`` for ``"warm"``).
+    cluster
+        For ``method="cluster"``: ``"run"`` or ``"group"``; by default the
+        data's ``run`` column if it has one, else ``group``.
+    chunk_size, memory_limit
+        Fits per compiled call, or a bound in bytes on the working set.
+    devices
+        Devices to shard over (all local devices by default).
+    progress
+        True for a progress bar on stderr, or a callable ``(done, total)``.
+    point
+        An existing :func:`fit` of the same law, data and objective to use as
+        the point estimate (otherwise it is fitted here).
+
+    Returns
+    -------
+    BootstrapResult
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> b = jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), 100, key=0, starts="warm")
+    >>> b.n_resamples, b.n_failed
+    (100, 0)
+    >>> list(b.summary().columns)
+    ['estimate', 'boot_mean', 'se', 'percentile_2.5%', 'percentile_97.5%']
+    """
+    t0 = time.perf_counter()
+    law = get(law)
+    data = ScalingData.coerce(data, **columns)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise FitError(f"n_resamples must be an integer >= 1; got {n_resamples!r}.")
+    n_resamples = int(n_resamples)
+    if method not in METHODS:
+        raise FitError(f"method must be one of {list(METHODS)}; got {method!r}.")
+    rkey = _as_key(key)
+    k_resample, k_starts = jax.random.split(rkey)
+    codes, n_clusters, cluster_col = None, 0, None
+    if method == "cluster":
+        codes, n_clusters, cluster_col = _clusters(data, cluster)
+    elif cluster is not None:
+        raise FitError(f"cluster={cluster!r} only applies to method='cluster' (got method={method!r}).")
+
+    if point is None:
+        point_starts = "grid" if isinstance(starts, str) and starts == "warm" else starts
+        point = fit(law, data, starts=point_starts, objective=objective, delta=delta, key=k_starts, fixed=fixed,
+                    max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size, memory_limit=memory_limit,
+                    dtype=dtype)
+    elif not isinstance(point, FitResult):
+        raise FitError(f"point must be a FitResult from jaxscale.fit; got {type(point).__name__}.")
+    elif (point.law.name, point.law.options, point.fingerprint, point.settings["objective"], point.settings["delta"]) \
+            != (law.name, law.options, data.fingerprint(), objective, float(delta)):
+        raise FitError("point was fitted with a different law, data (fingerprint), objective or delta than this "
+                       "bootstrap; refit it or drop point=.")
+    obj = make_objective(objective, delta)
+    dtype = _dtype(dtype)
+    logx, logy = data.design(law.covariates, law.name)
+    free, fixed_values, fixed_theta = _free_mask(law, fixed)
+    n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
+    if isinstance(starts, str) and starts == "warm":
+        theta0, start_kind = point.theta[None, :].copy(), "warm"
+    else:
+        theta0, start_kind = _make_starts(law, starts, k_starts, logx, logy)
+        theta0 = np.where(free > 0, theta0, fixed_theta)
+    cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol))
+    if memory_limit is not None:
+        chunk_size = min(chunk_size, chunk_for_memory(law.n_params, len(data), int(memory_limit), cfg.block,
+                                                      jnp.dtype(dtype).itemsize, len(theta0)))
+
+    fitted = np.log(law.predict(point.params, **{c: data.covariates[c] for c in law.covariates}))
+    sampler = _Resampler(method, k_resample, logy, fitted, codes, n_clusters)
+    skip = None
+    if method != "residual":
+        def skip(lo, hi):
+            return _unidentified(sampler.draws(lo, hi)[1], logx, n_free)
+    bar = _progress_bar(f"bootstrap ({method})") if progress is True else (progress or None)
+    best = _solve_replicates(law, theta0, logx, free, cfg, n_resamples, sampler.draws, method != "residual", skip,
+                             chunk_size=int(chunk_size), dtype=dtype, devices=devices, progress=bar)
+
+    natural = law.to_natural(best.theta)
+    nat = np.stack([natural[n] for n in law.param_names], -1)
+    status = np.array([{CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged",
+                        SKIPPED: "unidentified"}[int(s)] for s in best.status], dtype=object)
+    status[(status != "diverged") & (status != "unidentified") & ~np.all(np.isfinite(nat), 1)] = "nonfinite"
+    ok = (status == "converged") | (status == "max_iter")
+    n_failed = int((~ok).sum())
+    if n_failed:
+        kinds = ", ".join(f"{int((status == s).sum())} {s}" for s in ("diverged", "unidentified", "nonfinite")
+                          if (status == s).any())
+        warnings.warn(f"{n_failed} of {n_resamples} bootstrap replicates failed ({kinds}) and are excluded.",
+                      RuntimeWarning, stacklevel=2)
+    if ok.sum() < 2:
+        raise FitError(f"Only {int(ok.sum())} of {n_resamples} bootstrap replicates succeeded; need at least 2.")
+    import pandas as pd
+
+    table = pd.DataFrame({"status": status, "objective": best.f, "n_at_best": best.n_at_best, "n_iter": best.n_iter})
+    for i, n in enumerate(law.fit_names):
+        table[n] = best.theta[:, i]
+    for i, n in enumerate(law.param_names):
+        table[n] = nat[:, i]
+    if obj.name == "likelihood":
+        table["sigma"] = np.exp(best.log_sigma)
+    table.index.name = "replicate"
+    draws = pd.DataFrame(nat[ok], columns=list(law.param_names))
+
+    def jackknife():
+        return _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes if method == "cluster" else None)
+
+    settings = dict(point.settings)
+    settings.update({
+        "method": method,
+        "n_resamples": n_resamples,
+        "starts": start_kind,
+        "n_starts": int(len(theta0)),
+        "cluster": cluster_col,
+        "key": _key_repr(key),
+        "chunk_size": int(chunk_size),
+        "fixed": fixed_values,
+        "jaxscale_version": __version__,
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    return BootstrapResult(law, method, point, table, draws, best.theta[ok], n_resamples, n_failed, settings,
+                           time.perf_counter() - t0, jackknife, sampler)
+
+
+def _clusters(data: ScalingData, cluster):
+    if cluster is None:
+        cluster = "run" if data.run is not None else ("group" if data.group is not None else None)
+    if cluster not in ("run", "group"):
+        raise FitError(
+            "method='cluster' resamples whole runs or groups and needs a 'run' or 'group' column "
+            "(e.g. ScalingData.from_frame(df, ..., run='run_id') or --col run=run_id)"
+            + (f"; got cluster={cluster!r}." if cluster is not None else "; the data has neither.")
+        )
+    labels = data.run if cluster == "run" else data.group
+    if labels is None:
+        raise FitError(f"method='cluster' with cluster={cluster!r} needs a {cluster!r} column; the data has none.")
+    _, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    n_clusters = int(codes.max()) + 1
+    if n_clusters < 2:
+        raise FitError(f"method='cluster' needs at least 2 distinct {cluster!r} values; the data has {n_clusters}.")
+    return codes.ravel(), n_clusters, cluster
+
+
+def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes):
+    """Leave-one-out refits from the point estimate (one per point, or per cluster)."""
+    n = logy.shape[0]
+    if codes is None:
+        weight = 1.0 - np.eye(n)
+    else:
+        weight = (codes[None, :] != np.arange(codes.max() + 1)[:, None]).astype(np.float64)
+    m = weight.shape[0]
+    best = _solve_replicates(law, point.theta[None, :], logx, free, cfg, m,
+                             lambda lo, hi: (np.broadcast_to(logy, (hi - lo, n)), weight[lo:hi]), True, None,
+                             dtype=dtype, devices=devices)
+    nat = law.to_natural(best.theta)
+    out = np.stack([nat[k] for k in law.param_names], -1)
+    good = np.all(np.isfinite(out), 1)
+    if not good.all():
+        warnings.warn(f"{int((~good).sum())} of {m} jackknife refits failed and are excluded from the BCa "
+                      "acceleration.", RuntimeWarning, stacklevel=3)
+    return out[good]
+
+
+__all__ = ["BootstrapResult", "Derived", "DerivedError", "METHODS", "bootstrap"]
