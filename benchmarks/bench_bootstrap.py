@@ -45,13 +45,19 @@ EPOCH_CI = dict(A=(285.214, 743.626), B=(1042.357, 5810.344), E=(1.769, 1.871), 
                 beta=(0.331, 0.415))
 
 
-def _scipy_on_resamples(boot, data, replicates, starts, variant):
+# From a warm start, L-BFGS-B at scipy's default tolerances (pgtol 1e-5) stops at once: Huber gradients with
+# delta = 1e-3 are below 1e-5 there, so every "refit" returns the start and the bootstrap SEs would be ~0
+# (measured: benchmarks/README.md). These tolerances make it converge to the optimum jaxscale finds.
+TIGHT = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000}
+
+
+def _scipy_on_resamples(boot, data, replicates, starts, variant, options=None):
     N, D, L = data.covariates["N"], data.covariates["D"], data.y
     total, fits, objs = 0.0, 0, []
     for r in replicates:
         counts, _ = boot.resample(int(r))
         rows = np.repeat(np.arange(len(L)), counts)
-        s = scipy_runs(N[rows], D[rows], L[rows], starts, variant)
+        s = scipy_runs(N[rows], D[rows], L[rows], starts, variant, options=options)
         total += s["seconds"]
         fits += s["n_starts"]
         objs.append(s["best_objective"])
@@ -107,16 +113,18 @@ def main(argv=None):
     print("    SE / Epoch's SE: " + ", ".join(f"{k} {v:.3f}" for k, v in part1["se_ratio_to_epoch"].items()))
     if args.scipy_resamples:
         reps = np.linspace(0, args.resamples - 1, args.scipy_resamples).round().astype(int)
-        s = _scipy_on_resamples(warm, data, reps, point.theta[None, :], "epoch")
         ours = warm.replicates.loc[reps, "objective"].to_numpy()
-        s["same_optimum_share"] = float(np.mean(np.abs(np.array(s["best_objectives"]) - ours) <= 1e-6 * ours))
-        s["ratio_jaxscale_over_scipy"] = part1["fits_per_s"] / s["fits_per_s"]
-        s["seconds_projected_all"] = args.resamples / s["fits_per_s"]
-        del s["best_objectives"]
-        part1["scipy_epoch"] = s
-        print(f"    scipy (Epoch's objective, L-BFGS-B): {s['fits_per_s']:.1f} fits/s on {s['fits']} resamples "
-              f"(all {args.resamples}: ~{s['seconds_projected_all']:.0f} s); same optimum on "
-              f"{100 * s['same_optimum_share']:.0f}%; jaxscale/scipy = {s['ratio_jaxscale_over_scipy']:.1f}x")
+        for label, opts in (("scipy_epoch_default_tol", None), ("scipy_epoch", TIGHT)):
+            s = _scipy_on_resamples(warm, data, reps, point.theta[None, :], "epoch", opts)
+            s["options"] = opts
+            s["same_optimum_share"] = float(np.mean(np.abs(np.array(s["best_objectives"]) - ours) <= 1e-6 * ours))
+            s["ratio_jaxscale_over_scipy"] = part1["fits_per_s"] / s["fits_per_s"]
+            s["seconds_projected_all"] = args.resamples / s["fits_per_s"]
+            del s["best_objectives"]
+            part1[label] = s
+            print(f"    {label} (Epoch's objective, L-BFGS-B, options {opts}): {s['fits_per_s']:.1f} fits/s on "
+                  f"{s['fits']} resamples (all {args.resamples}: ~{s['seconds_projected_all']:.0f} s); same optimum "
+                  f"on {100 * s['same_optimum_share']:.0f}%; jaxscale/scipy = {s['ratio_jaxscale_over_scipy']:.1f}x")
     out["warm"] = part1
 
     # 2. Full multi-start per resample.

@@ -45,7 +45,7 @@ def hoffmann_grid():
     return g[:, [2, 3, 4, 0, 1]]
 
 
-def scipy_runs(N, D, L, starts, variant, delta=1e-3):
+def scipy_runs(N, D, L, starts, variant, delta=1e-3, options=None):
     from scipy.optimize import minimize
     from scipy.special import huber, logsumexp
 
@@ -66,7 +66,7 @@ def scipy_runs(N, D, L, starts, variant, delta=1e-3):
             return np.array([(psi * w[2]).sum(), (psi * w[0]).sum(), (psi * w[1]).sum(),
                              -(psi * w[0] * np.log(N)).sum(), -(psi * w[1] * np.log(D)).sum()])
 
-        call = lambda p0: minimize(fun, p0, jac=jac, method="L-BFGS-B")  # noqa: E731
+        call = lambda p0: minimize(fun, p0, jac=jac, method="L-BFGS-B", options=options)  # noqa: E731
     else:
         def fun_and_jac(p):
             e, a, b, al, be = p
@@ -83,7 +83,7 @@ def scipy_runs(N, D, L, starts, variant, delta=1e-3):
                           -(psi * w[0] * lN).sum(), -(psi * w[1] * lD).sum()])
             return f, g
 
-        call = lambda p0: minimize(fun_and_jac, p0, jac=True, method="L-BFGS-B")  # noqa: E731
+        call = lambda p0: minimize(fun_and_jac, p0, jac=True, method="L-BFGS-B", options=options)  # noqa: E731
 
     t0 = time.perf_counter()
     fs, xs = [], []

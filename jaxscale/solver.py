@@ -40,6 +40,7 @@ CONVERGED, MAX_ITER, DIVERGED, SKIPPED = 0, 1, 2, 4
 STATUS_NAMES = {CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged", SKIPPED: "skipped"}
 _RUNNING, _PAD = -1, 3
 _LAM_MAX = 1e12
+_ROWS_BUDGET = 256 * 2**20
 
 
 class SolverConfig(NamedTuple):
@@ -316,6 +317,10 @@ def solve_chunks(
     S0 = starts.shape[0]
     S = replicates.n * S0
     devices = tuple(jax.local_devices() if devices is None else devices)
+    # A chunk also holds the targets and weights of the replicates it touches: keep those under
+    # _ROWS_BUDGET bytes (with one start per replicate and many points they would dominate).
+    n_points = logx.shape[0]
+    chunk_size = min(chunk_size, max(1, int(_ROWS_BUDGET // (2 * 8 * n_points))) * S0)
     n_dev, block, chunk = _layout(S, cfg, chunk_size, devices)
     R_c = int(min(replicates.n, chunk // S0 + 2))  # replicate rows any chunk can touch
     fn = _compiled(law, cfg, block, replicates.weighted) if n_dev == 1 else _sharded(
@@ -325,7 +330,6 @@ def solve_chunks(
     undeal = np.argsort(deal)
     lx = jnp.asarray(logx, dtype)
     fr = jnp.asarray(free, dtype)
-    n_points = logx.shape[0]
     for lo in range(0, S, chunk):
         hi = min(lo + chunk, S)
         g = np.arange(lo, lo + chunk)

@@ -717,14 +717,14 @@ def _clusters(data: ScalingData, cluster):
 def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes):
     """Leave-one-out refits from the point estimate (one per point, or per cluster)."""
     n = logy.shape[0]
-    if codes is None:
-        weight = 1.0 - np.eye(n)
-    else:
-        weight = (codes[None, :] != np.arange(codes.max() + 1)[:, None]).astype(np.float64)
-    m = weight.shape[0]
-    best = _solve_replicates(law, point.theta[None, :], logx, free, cfg, m,
-                             lambda lo, hi: (np.broadcast_to(logy, (hi - lo, n)), weight[lo:hi]), True, None,
-                             dtype=dtype, devices=devices)
+    labels = np.arange(n) if codes is None else codes
+    m = int(labels.max()) + 1
+
+    def rows(lo, hi):  # leave out point (or cluster) lo..hi-1, built per chunk: never an n x n matrix
+        return np.broadcast_to(logy, (hi - lo, n)), (labels[None, :] != np.arange(lo, hi)[:, None]).astype(float)
+
+    best = _solve_replicates(law, point.theta[None, :], logx, free, cfg, m, rows, True, None, dtype=dtype,
+                             devices=devices)
     nat = law.to_natural(best.theta)
     out = np.stack([nat[k] for k in law.param_names], -1)
     good = np.all(np.isfinite(out), 1)
