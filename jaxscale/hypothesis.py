@@ -77,9 +77,8 @@ def chi2_test(boot, reference: Mapping[str, float], *, estimate=None, scale: str
         ref = dict(reference)
         law.from_natural(ref)  # validates the names
         d = np.array([ref[k] - est[k] for k in law.param_names])
-    free = np.diag(cov) > 0  # parameters held fixed have no variance
-    if not free.any():
-        raise FitError("chi2_test: the bootstrap covariance is zero; nothing to test.")
+    fixed = set(boot.settings.get("fixed") or {})
+    free = np.array([n not in fixed for n in law.param_names])  # parameters held fixed are not tested
     dv, cv = d[free], cov[np.ix_(free, free)]
     stat = float(dv @ np.linalg.solve(cv, dv))
     df = int(free.sum())

@@ -650,6 +650,7 @@ def bootstrap(
                              chunk_size=int(chunk_size), dtype=dtype, devices=devices, progress=bar)
 
     natural = law.to_natural(best.theta)
+    natural.update({k: np.full(n_resamples, v) for k, v in fixed_values.items()})  # exact, not exp(log(v))
     nat = np.stack([natural[n] for n in law.param_names], -1)
     status = np.array([{CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged",
                         SKIPPED: "unidentified"}[int(s)] for s in best.status], dtype=object)

@@ -381,3 +381,16 @@ def test_two_processes_through_jax_distributed_match_one_process(tmp_path):
     ref = np.load(tmp_path / "single.npy")
     for p in (0, 1):
         np.testing.assert_array_equal(np.load(tmp_path / f"p{p}.npy"), ref)
+
+
+def test_fixed_parameters_have_zero_spread_and_are_left_out_of_the_chi2_test():
+    d = jaxscale.demo_data()
+    b = jaxscale.bootstrap("chinchilla", d, 50, key=0, starts="warm", fixed={"E": 1.69})
+    assert (b.draws["E"] == 1.69).all() and b.se()["E"] < 1e-12
+    ref = dict(E=1.69, A=406.4, B=410.7, alpha=0.3392, beta=0.2849)
+    t = jaxscale.chi2_test(b, ref)
+    assert t.df == 4 and set(t.details["difference"]) == {"log_A", "log_B", "alpha", "beta"}
+    free = ["log_A", "log_B", "alpha", "beta"]
+    diff = np.asarray(b.law.from_natural(ref) - b.point.theta)[1:]
+    cov = b.cov("fit").loc[free, free].to_numpy()
+    np.testing.assert_allclose(t.statistic, diff @ np.linalg.solve(cov, diff), rtol=1e-10)
