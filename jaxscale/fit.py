@@ -239,12 +239,7 @@ def fit(
     law = get(law)
     data = ScalingData.coerce(data, **columns)
     obj = make_objective(objective, delta)
-    for name, v, lo in (("max_iter", max_iter, 1), ("chunk_size", chunk_size, 1)):
-        if not isinstance(v, (int, np.integer)) or v < lo:
-            raise FitError(f"{name} must be an integer >= {lo}; got {v!r}.")
-    for name, v in (("ftol", ftol), ("xtol", xtol)):
-        if not (isinstance(v, (int, float)) and v >= 0):
-            raise FitError(f"{name} must be a number >= 0; got {v!r}.")
+    _check_solver_args(max_iter, ftol, xtol, chunk_size, memory_limit)
     dtype = _dtype(dtype)
     logx, logy = data.design(law.covariates, law.name)
     free, fixed_values, fixed_theta = _free_mask(law, fixed)
@@ -258,8 +253,6 @@ def fit(
     theta0 = np.where(free > 0, theta0, fixed_theta)
     cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol))
     if memory_limit is not None:
-        if not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
-            raise FitError(f"memory_limit must be a positive integer number of bytes; got {memory_limit!r}.")
         chunk_size = min(chunk_size, chunk_for_memory(law.n_params, len(data), int(memory_limit), cfg.block,
                                                       jnp.dtype(dtype).itemsize))
     out = solve(law, theta0, logx, logy, free, cfg, chunk_size=int(chunk_size), dtype=dtype)
@@ -307,6 +300,18 @@ def fit(
         nuisance=nuisance,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _check_solver_args(max_iter, ftol, xtol, chunk_size, memory_limit) -> None:
+    for name, v in (("max_iter", max_iter), ("chunk_size", chunk_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise FitError(f"{name} must be an integer >= 1; got {v!r}.")
+    for name, v in (("ftol", ftol), ("xtol", xtol)):
+        if not (isinstance(v, (int, float)) and v >= 0):
+            raise FitError(f"{name} must be a number >= 0; got {v!r}.")
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer))
+                                     or memory_limit < 1):
+        raise FitError(f"memory_limit must be a positive integer number of bytes; got {memory_limit!r}.")
 
 
 def _start_table(law: Law, theta0, out):

@@ -18,6 +18,11 @@ Design (measured on Epoch's Chinchilla protocol, see ``benchmarks/``):
   (the damping grows), so one bad start never poisons the batch.
 * **Memory bound.** Starts are solved in chunks of ``chunk_size`` (one compiled
   shape), so millions of starts run in bounded memory.
+* **Replicates.** :func:`solve_chunks` solves ``n`` data sets (bootstrap
+  resamples as per-point weights, or new targets) from every start each: start
+  ``s`` solves replicate ``s // n_starts`` from ``starts[s % n_starts]``, and a
+  chunk carries only the rows of the replicates it touches. A plain fit is one
+  replicate.
 
 Huber objectives use Gauss-Newton Hessians ``J^T diag(w) J`` whose weights blend
 exact Huber curvature and IRLS (``SolverConfig.eta``), with Marquardt's diagonal

@@ -34,7 +34,16 @@ import numpy as np
 from jaxscale import __version__
 from jaxscale.data import ScalingData
 from jaxscale.errors import DerivedError, FitError
-from jaxscale.fit import AT_BEST_RTOL, FitResult, _dtype, _free_mask, _key_repr, _make_starts, fit
+from jaxscale.fit import (
+    AT_BEST_RTOL,
+    FitResult,
+    _check_solver_args,
+    _dtype,
+    _free_mask,
+    _key_repr,
+    _make_starts,
+    fit,
+)
 from jaxscale.laws import Law, get
 from jaxscale.objectives import make_objective
 from jaxscale.solver import (
@@ -605,6 +614,7 @@ def bootstrap(
     n_resamples = int(n_resamples)
     if method not in METHODS:
         raise FitError(f"method must be one of {list(METHODS)}; got {method!r}.")
+    _check_solver_args(max_iter, ftol, xtol, chunk_size, memory_limit)
     rkey = _as_key(key)
     k_resample, k_starts = jax.random.split(rkey)
     codes, n_clusters, cluster_col = None, 0, None

@@ -255,6 +255,9 @@ def test_other_bad_arguments():
         jaxscale.bootstrap("chinchilla", d, 10, key=0, method="wild")
     with pytest.raises(FitError, match="needs a PRNG key"):
         jaxscale.bootstrap("chinchilla", d, 10, key=None)
+    point = jaxscale.fit("chinchilla", d, starts=64, key=0)
+    with pytest.raises(FitError, match="max_iter must be an integer >= 1; got -1"):
+        jaxscale.bootstrap("chinchilla", d, 10, key=0, point=point, max_iter=-1)
     b = jaxscale.bootstrap("chinchilla", d, 10, key=0, starts="warm")
     with pytest.raises(FitError, match="level must be a number in"):
         b.ci(level=95)
