@@ -1,4 +1,4 @@
-"""Command line: ``jaxscale fit|bootstrap|demo|laws``.
+"""Command line: ``jaxscale fit|bootstrap|bayes|demo|laws``.
 
 Parses arguments, calls the library, prints a table and writes JSON. Errors
 are one line on stderr with a non-zero exit code, never a traceback.
@@ -64,7 +64,7 @@ def _point(text: str) -> dict[str, float]:
     return out
 
 
-def _common(f: argparse.ArgumentParser) -> None:
+def _data_args(f: argparse.ArgumentParser) -> None:
     f.add_argument("data", help="CSV file, one row per run")
     f.add_argument("--law", default="chinchilla", help="law name (see `jaxscale laws`)")
     f.add_argument("--law-option", action="append", type=_law_option, default=[], metavar="NAME=VALUE",
@@ -72,12 +72,16 @@ def _common(f: argparse.ArgumentParser) -> None:
     f.add_argument("--col", action="append", type=_col, default=[], metavar="ROLE=COLUMN",
                    help="map a role (N, D, C, U, x, loss, group, run) to a column")
     f.add_argument("--drop-top-loss", type=int, default=0, metavar="K", help="drop the K highest losses (Epoch drops 5)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (random starts, resamples)")
-    f.add_argument("--objective", choices=["huber", "squared", "likelihood"], default="huber")
-    f.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default 1e-3)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (random starts, resamples, draws)")
     f.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
     f.add_argument("--fix", action="append", type=_pair("--fix", "PARAM=VALUE"), default=[], metavar="PARAM=VALUE",
                    help="hold a parameter fixed at a natural-scale value")
+
+
+def _common(f: argparse.ArgumentParser) -> None:
+    _data_args(f)
+    f.add_argument("--objective", choices=["huber", "squared", "likelihood"], default="huber")
+    f.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default 1e-3)")
     f.add_argument("--dtype", choices=["float64", "float32"], default=None)
     f.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
 
@@ -110,6 +114,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--memory-limit", type=int, default=None, metavar="BYTES", help="bound the solver's working set")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+
+    y = sub.add_parser("bayes", help="sample the posterior with NUTS (NumPyro); ArviZ summary, diagnostics, netCDF")
+    _data_args(y)
+    y.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    y.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default 1000)")
+    y.add_argument("--samples", type=int, default=1000, help="kept draws per chain (default 1000)")
+    y.add_argument("--likelihood", choices=["student_t", "normal"], default="student_t")
+    y.add_argument("--df", type=float, default=None, help="fix the Student-t degrees of freedom (default: learned)")
+    y.add_argument("--priors", choices=["default", "published"], default="default",
+                   help="default weakly-informative priors, or Epoch's Chinchilla estimates widened 3x")
+    y.add_argument("--pooling", choices=["partial", "separate"], default=None,
+                   help="hierarchical model over the 'group' column")
+    y.add_argument("--target-accept", type=float, default=0.9, help="NUTS target acceptance (default 0.9)")
+    y.add_argument("--prior-draws", type=int, default=0, help="also store this many prior / prior-predictive draws")
+    y.add_argument("--compute", type=float, action="append", default=[], metavar="C",
+                   help="budget for N_opt, D_opt, tokens/param credible intervals (Chinchilla laws; repeatable)")
+    y.add_argument("--level", type=float, default=0.95, help="credible interval level (default 0.95)")
+    y.add_argument("--out", metavar="PATH.nc", help="write the InferenceData as netCDF (ArviZ)")
 
     d = sub.add_parser("demo", help="fit the embedded synthetic Chinchilla data (no files needed)")
     d.add_argument("--starts", type=_starts, default="grid")
@@ -190,6 +212,46 @@ def _bootstrap(args) -> int:
     return 0
 
 
+def _bayes(args) -> int:
+    import warnings
+
+    import jaxscale
+    import jaxscale.derived as dv
+    from jaxscale import bayes
+
+    law, data, fixed = _inputs(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the verdict is printed below
+        idata = bayes.sample(law, data, key=args.seed, num_chains=args.chains, num_warmup=args.warmup,
+                             num_samples=args.samples, priors=args.priors, likelihood=args.likelihood, df=args.df,
+                             fixed=fixed or None, pooling=args.pooling, target_accept_prob=args.target_accept,
+                             prior_draws=args.prior_draws, warn=False)
+    import arviz as az
+
+    names = [v for v in idata.posterior.data_vars if not v.endswith("_z")]
+    print(f"law: {law.name}    {law.formula}")
+    print(f"NUTS: {args.chains} chains x ({args.warmup} warmup + {args.samples} draws), likelihood {args.likelihood}, "
+          f"priors {args.priors}; {idata.posterior.attrs['sampling_seconds']:.1f} s")
+    import pandas as pd
+
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(az.summary(idata, var_names=names, hdi_prob=args.level, round_to="none").to_string(float_format="%.6g"))
+    budgets = args.compute or ([float(np.max(data.covariates["C"]))] if "C" in data.covariates else [])
+    if args.pooling is None and all(k in law.param_names for k in ("E", "A", "B", "alpha", "beta")) and budgets:
+        lvl = f"{100 * args.level:g}%"
+        print(f"  derived (posterior median, {lvl} equal-tailed credible interval):")
+        for C in budgets:
+            for name, fn in (("N_opt", dv.n_opt), ("D_opt", dv.d_opt), ("tokens_per_param", dv.tokens_per_param)):
+                d = bayes.derive(idata, fn(C, data.flops_per_token), name)
+                lo, hi = d.ci(args.level)
+                print(f"    {name}@C={C:.3g}: {float(d.estimate):.6g}  [{float(lo):.6g}, {float(hi):.6g}]")
+    print(bayes.diagnose(idata))
+    if args.out:
+        idata.to_netcdf(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _demo(args) -> int:
     import jaxscale
 
@@ -224,7 +286,8 @@ def main(argv=None) -> int:
         # Starts are sharded over devices: one XLA host device per core.
         set_host_device_count()
     try:
-        return {"fit": _fit, "bootstrap": _bootstrap, "demo": _demo, "laws": _laws}[args.command](args)
+        commands = {"fit": _fit, "bootstrap": _bootstrap, "bayes": _bayes, "demo": _demo, "laws": _laws}
+        return commands[args.command](args)
     except JaxscaleError as e:
         print(f"jaxscale: error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ from jaxscale.laws._registry import COVARIATES, Law, Param, register
 _HOFFMANN_EXP = (0.0, 0.5, 1.0, 1.5, 2.0)
 _HOFFMANN_E = (-1.0, -0.5, 0.0, 0.5, 1.0)
 _HOFFMANN_AB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+# Default prior of an exponent on its sampling (log) scale: median 0.3, 95% in (0.11, 0.8).
+_EXP_PRIOR = (float(np.log(0.3)), 0.5)
 
 
 def _chinchilla_log_predict(theta, logx):
@@ -55,11 +57,11 @@ def chinchilla() -> Law:
         name="chinchilla",
         log_predict=_chinchilla_log_predict,
         params=(
-            Param("E", "log", _HOFFMANN_E, positive=True),
-            Param("A", "log", _HOFFMANN_AB, positive=True),
-            Param("B", "log", _HOFFMANN_AB, positive=True),
-            Param("alpha", "identity", _HOFFMANN_EXP, positive=True),
-            Param("beta", "identity", _HOFFMANN_EXP, positive=True),
+            Param("E", "log", _HOFFMANN_E, positive=True, prior=(0.0, 1.0)),
+            Param("A", "log", _HOFFMANN_AB, positive=True, prior=(6.0, 3.0)),
+            Param("B", "log", _HOFFMANN_AB, positive=True, prior=(7.0, 3.0)),
+            Param("alpha", "identity", _HOFFMANN_EXP, positive=True, prior=_EXP_PRIOR, kind="exponent"),
+            Param("beta", "identity", _HOFFMANN_EXP, positive=True, prior=_EXP_PRIOR, kind="exponent"),
         ),
         covariates=("N", "D"),
         formula="L = E + A/N^alpha + B/D^beta",
@@ -100,10 +102,10 @@ def kaplan() -> Law:
         name="kaplan",
         log_predict=_kaplan_log_predict,
         params=(
-            Param("N_c", "log", (25.0, 30.0, 35.0), positive=True),
-            Param("D_c", "log", (25.0, 30.0, 35.0), positive=True),
-            Param("alpha_N", "log", tuple(np.log([0.03, 0.1, 0.3])), positive=True),
-            Param("alpha_D", "log", tuple(np.log([0.03, 0.1, 0.3])), positive=True),
+            Param("N_c", "log", (25.0, 30.0, 35.0), positive=True, prior=(30.0, 5.0)),
+            Param("D_c", "log", (25.0, 30.0, 35.0), positive=True, prior=(30.0, 5.0)),
+            Param("alpha_N", "log", tuple(np.log([0.03, 0.1, 0.3])), positive=True, prior=(float(np.log(0.1)), 1.0), kind="exponent"),
+            Param("alpha_D", "log", tuple(np.log([0.03, 0.1, 0.3])), positive=True, prior=(float(np.log(0.1)), 1.0), kind="exponent"),
         ),
         covariates=("N", "D"),
         formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
@@ -161,9 +163,9 @@ def power(resource: str = "x") -> Law:
         name="power",
         log_predict=_power_log_predict,
         params=(
-            Param("E", "log", (-1.0, 0.0, 1.0), positive=True),
-            Param("A", "log", (0.0, 5.0, 10.0, 20.0), positive=True),
-            Param("alpha", "identity", (0.05, 0.3, 1.0), positive=True),
+            Param("E", "log", (-1.0, 0.0, 1.0), positive=True, prior=(0.0, 1.0)),
+            Param("A", "log", (0.0, 5.0, 10.0, 20.0), positive=True, prior=(8.0, 6.0)),
+            Param("alpha", "identity", (0.05, 0.3, 1.0), positive=True, prior=(float(np.log(0.3)), 1.0), kind="exponent"),
         ),
         covariates=(resource,),
         formula=f"L = E + A * {resource}^(-alpha)",
@@ -228,13 +230,13 @@ def data_constrained() -> Law:
         name="data_constrained",
         log_predict=_data_constrained_log_predict,
         params=(
-            Param("E", "log", (0.5,), positive=True),
-            Param("A", "log", (6.0,), positive=True),
-            Param("B", "log", (7.0,), positive=True),
-            Param("alpha", "identity", (0.35,), positive=True),
-            Param("beta", "identity", (0.35,), positive=True),
-            Param("R_D", "log", tuple(np.log([1.0, 5.0, 20.0, 100.0])), positive=True),
-            Param("R_N", "log", tuple(np.log([1.0, 5.0, 20.0, 100.0])), positive=True),
+            Param("E", "log", (0.5,), positive=True, prior=(0.0, 1.0)),
+            Param("A", "log", (6.0,), positive=True, prior=(6.0, 3.0)),
+            Param("B", "log", (7.0,), positive=True, prior=(7.0, 3.0)),
+            Param("alpha", "identity", (0.35,), positive=True, prior=_EXP_PRIOR, kind="exponent"),
+            Param("beta", "identity", (0.35,), positive=True, prior=_EXP_PRIOR, kind="exponent"),
+            Param("R_D", "log", tuple(np.log([1.0, 5.0, 20.0, 100.0])), positive=True, prior=(float(np.log(15.0)), 1.5)),
+            Param("R_N", "log", tuple(np.log([1.0, 5.0, 20.0, 100.0])), positive=True, prior=(float(np.log(5.0)), 1.5)),
         ),
         covariates=("N", "D", "U"),
         formula="L = E + A/N'^alpha + B/D'^beta; D' = U + U R_D (1 - exp(-(D/U - 1)/R_D)), "
@@ -284,12 +286,12 @@ def broken_power(resource: str = "x", breaks: int = 1) -> Law:
         raise LawError(f"broken_power needs an integer breaks >= 1; got {breaks!r}.")
     breaks = int(breaks)
     params = (
-        Param("a", "log", (-1.0, 0.5), positive=True),
-        Param("b", "log", (0.0, 3.0), positive=True),
-        Param("c0", "identity", (0.0, 0.3)),
-        *(Param(f"c{i + 1}", "identity", (0.3,)) for i in range(breaks)),
-        *(Param(f"d{i + 1}", "log", (0.0,), positive=True) for i in range(breaks)),
-        *(Param(f"f{i + 1}", "log", (0.0,), positive=True) for i in range(breaks)),
+        Param("a", "log", (-1.0, 0.5), positive=True, prior=(0.0, 1.0)),
+        Param("b", "log", (0.0, 3.0), positive=True, prior=(0.0, 5.0)),
+        Param("c0", "identity", (0.0, 0.3), prior=(0.3, 0.5), kind="exponent"),
+        *(Param(f"c{i + 1}", "identity", (0.3,), prior=(0.0, 1.0), kind="exponent") for i in range(breaks)),
+        *(Param(f"d{i + 1}", "log", (0.0,), positive=True, prior=(10.0, 10.0)) for i in range(breaks)),
+        *(Param(f"f{i + 1}", "log", (0.0,), positive=True, prior=(0.0, 1.0)) for i in range(breaks)),
     )
 
     def starts(logx, logy):
@@ -375,10 +377,10 @@ def sigmoid(resource: str = "C") -> Law:
         name="sigmoid",
         log_predict=_sigmoid_log_predict,
         params=(
-            Param("floor", "logit", (-2.0,)),
-            Param("ceiling", "logit", (2.0,)),
-            Param("k", "log", (0.0,), positive=True),
-            Param("x0", "log", (50.0,), positive=True),
+            Param("floor", "logit", (-2.0,), prior=(-1.5, 1.5)),
+            Param("ceiling", "logit", (2.0,), prior=(1.5, 1.5)),
+            Param("k", "log", (0.0,), positive=True, prior=(0.0, 1.0), kind="exponent"),
+            Param("x0", "log", (50.0,), positive=True, prior=(40.0, 15.0)),
         ),
         covariates=(resource,),
         formula=f"acc = floor + (ceiling - floor) * sigmoid(k (log {resource} - log x0))",

@@ -33,12 +33,31 @@ class Param(NamedTuple):
     positive
         Whether the natural value must be positive (used for priors and random
         starts; ``"log"`` parameters are always positive).
+    prior
+        ``(loc, scale)`` of the default Normal prior on the *sampling* scale
+        (:func:`jaxscale.bayes.default_priors`): log for positive parameters,
+        logit for ``"logit"`` ones, the value itself otherwise. ``None`` derives
+        a wide prior from ``grid``.
+    kind
+        ``"exponent"`` (shared across families by default in a hierarchical
+        model) or ``"coefficient"`` (partially pooled by default).
     """
 
     name: str
     transform: str = "identity"
     grid: tuple[float, ...] = (0.0,)
     positive: bool = False
+    prior: tuple[float, float] | None = None
+    kind: str = "coefficient"
+
+    @property
+    def sampling_transform(self) -> str:
+        """``"log"``, ``"logit"`` or ``"identity"``: the scale NUTS samples this parameter on."""
+        if self.transform == "logit":
+            return "logit"
+        if self.transform == "log" or self.positive:
+            return "log"
+        return "identity"
 
     @property
     def fit_name(self) -> str:

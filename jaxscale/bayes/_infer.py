@@ -1,0 +1,606 @@
+"""Posterior sampling for one dataset -> ArviZ InferenceData; diagnostics, derived quantities, prediction, LOO."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from numpyro.infer import Predictive
+from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
+
+from jaxscale.bayes._engine import NutsConfig, compile_chains, latent_sites, unconstrain
+from jaxscale.bayes._model import OBS, BayesModel, model
+from jaxscale.errors import DerivedError, FitError, LawError
+from jaxscale.laws import Law, get
+from jaxscale.laws._registry import _log_covariates
+
+#: Thresholds of the diagnostics verdict (Vehtari et al. 2021, arXiv:1903.08008).
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+
+def _key(key):
+    if key is None:
+        raise LawError("sample needs a PRNG key (an int seed or jax.random.key); same key, same draws.")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    try:
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            return key
+        return jax.random.wrap_key_data(key)
+    except (AttributeError, TypeError, ValueError):
+        raise LawError(f"key must be an int or a jax.random key; got {key!r}.") from None
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise LawError(f"{name} must be an integer >= 1; got {value!r}.")
+    return int(value)
+
+
+def _prior_median(d, key) -> np.ndarray:
+    return np.median(np.asarray(d.sample(key, (201,))), axis=0)
+
+
+def _init_values(m: BayesModel, init, key, fit_starts=None) -> dict[str, Any]:
+    """Constrained start values for every latent site, from the point fit (or priors)."""
+    law = m.law
+    free = [p.name for p in law.params if p.name not in m.fixed]
+    keys = iter(jax.random.split(key, 64))
+    if isinstance(init, Mapping):
+        unknown = set(init) - set(free)
+        if unknown:
+            raise LawError(f"init names {sorted(unknown)}; the free parameters are {free}.")
+        point = {k: float(v) for k, v in init.items()}
+        point.update({k: float(_prior_median(m.priors[k], next(keys))) for k in free if k not in point})
+        sigma = None
+    elif init == "fit":
+        from jaxscale.fit import fit
+
+        try:
+            if fit_starts is None:
+                res = fit(law, m.data, fixed=m.fixed or None)
+            else:
+                res = fit(law, m.data, fixed=m.fixed or None, starts=fit_starts, key=next(keys))
+            point = {k: float(res.params[k]) for k in free}
+            lp = jax.jit(jax.vmap(law.log_predict, in_axes=(None, 0)))
+            resid = np.asarray(m.args[1]) - np.asarray(lp(jnp.asarray(res.theta), jnp.asarray(m.args[0])))
+        except FitError as e:
+            warnings.warn(f"The point fit failed ({e}); chains start at the prior medians instead.", RuntimeWarning,
+                          stacklevel=3)
+            point = {k: float(_prior_median(m.priors[k], next(keys))) for k in free}
+            resid = None
+        sigma = None
+        if resid is not None and np.all(np.isfinite(resid)):
+            sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    elif init == "prior":
+        point = {k: float(_prior_median(m.priors[k], next(keys))) for k in free}
+        sigma = None
+    else:
+        raise LawError(f"init must be 'fit', 'prior' or a dict of natural values; got {init!r}.")
+    values = {}
+    G = m.n_groups
+    for name in free:
+        mode = (m.pooling or {}).get(name, "shared")
+        if mode == "shared":
+            values[name] = point[name]
+        elif mode == "separate":
+            values[name] = np.full(G, point[name])
+        else:
+            values[f"{name}_pop"] = point[name]
+            values[f"{name}_tau"] = 0.1
+            values[f"{name}_z"] = np.zeros(G)
+    values["sigma"] = max(sigma, 1e-4) if sigma else float(_prior_median(m.priors["sigma"], next(keys)))
+    if m.likelihood == "student_t" and m.df is None:
+        values["df"] = 5.0
+    return values
+
+
+class Diagnostics(NamedTuple):
+    """The convergence verdict: per-variable R-hat and ESS, divergences, and what to do.
+
+    ``ok`` is True when every R-hat <= 1.01, every bulk and tail ESS >= 400
+    and no transition diverged (Vehtari et al. 2021).
+    """
+
+    table: pd.DataFrame
+    n_divergent: int
+    n_draws: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        head = (f"diagnostics: max R-hat {self.table['r_hat'].max():.4f}, min bulk ESS {self.table['ess_bulk'].min():.0f}, "
+                f"min tail ESS {self.table['ess_tail'].min():.0f}, divergences {self.n_divergent} of {self.n_draws}")
+        if self.ok:
+            return head + " -- OK"
+        return head + "\n" + "\n".join(f"  WARNING: {p}" for p in self.problems)
+
+
+def _main_vars(idata) -> list[str]:
+    return [v for v in idata.posterior.data_vars if not v.endswith("_z")]
+
+
+def diagnose(idata, var_names=None, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN) -> Diagnostics:
+    """R-hat, bulk and tail ESS (ArviZ, rank-normalised) and divergences, with advice.
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> from jaxscale import bayes
+    >>> idata = bayes.sample("chinchilla", jaxscale.demo_data(), key=0, num_warmup=300, num_samples=300, warn=False)
+    >>> d = bayes.diagnose(idata)
+    >>> sorted(d.table.columns)
+    ['ess_bulk', 'ess_tail', 'r_hat']
+    """
+    import arviz as az
+
+    var_names = list(var_names) if var_names is not None else _main_vars(idata)
+    post = idata.posterior[var_names]
+    rows = {}
+    with np.errstate(invalid="ignore", divide="ignore"):  # a stuck chain gives NaN: flagged below
+        r, eb, et = az.rhat(post), az.ess(post, method="bulk"), az.ess(post, method="tail")
+    for v in var_names:
+        vals = np.atleast_1d(r[v].values), np.atleast_1d(eb[v].values), np.atleast_1d(et[v].values)
+        for i in range(vals[0].size):
+            label = v if vals[0].size == 1 else f"{v}[{i}]"
+            rows[label] = (float(vals[0].ravel()[i]), float(vals[1].ravel()[i]), float(vals[2].ravel()[i]))
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["r_hat", "ess_bulk", "ess_tail"])
+    div = int(np.asarray(idata.sample_stats["diverging"]).sum()) if "sample_stats" in idata.groups() else 0
+    n_draws = int(post.sizes["chain"] * post.sizes["draw"])
+    problems = []
+    bad = table.index[~(table["r_hat"] <= rhat_max)].tolist()
+    if bad:
+        problems.append(f"R-hat > {rhat_max} for {bad}: the chains disagree. Run longer (num_warmup/num_samples), "
+                        "check the point fit, or tighten the priors of weakly identified parameters.")
+    for col, what in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
+        bad = table.index[~(table[col] >= ess_min)].tolist()
+        if bad:
+            problems.append(f"{what} ESS < {ess_min:.0f} for {bad}: too few effective draws for stable "
+                            f"{'means' if what == 'bulk' else 'interval ends'}. Draw more samples or chains.")
+    if div:
+        problems.append(f"{div} divergent transitions after warmup: the posterior has regions NUTS cannot follow, so it "
+                        "may be biased. Raise target_accept_prob (e.g. 0.95-0.99), use the student_t likelihood, or "
+                        "tighten the priors (or fix a parameter).")
+    return Diagnostics(table, div, n_draws, tuple(problems))
+
+
+def _compiled_chains(m: BayesModel, unravel, cfg: NutsConfig, devices):
+    return compile_chains(m, unravel, cfg, devices)
+
+
+def sample(
+    law: str | Law | BayesModel,
+    data=None,
+    key=None,
+    *,
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    thinning: int = 1,
+    priors: Any = None,
+    likelihood: str = "student_t",
+    df: float | None = None,
+    fixed: Mapping[str, float] | None = None,
+    pooling=None,
+    init: Any = "fit",
+    fit_starts: Any = 256,
+    target_accept_prob: float = 0.9,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    whiten: bool = True,
+    prior_draws: int = 0,
+    predictive: bool = True,
+    devices=None,
+    warn: bool = True,
+    **columns,
+):
+    """Sample the posterior of a law with NUTS; returns ArviZ ``InferenceData``.
+
+    All chains run as one compiled computation (vmapped; split across
+    ``devices`` when several are given). Chains start from the point fit
+    (:func:`jaxscale.fit`, Huber on log-loss): a damped-Newton step from there
+    finds the posterior mode, whose Laplace approximation whitens the
+    coordinates NUTS works in (the scales and correlations, e.g. log A
+    against alpha, are taken out before warmup), and each chain starts at a
+    draw of that approximation. A diagonal mass matrix is then adapted.
+
+    Parameters
+    ----------
+    law, data
+        A law name (or Law) and data (:class:`ScalingData`, DataFrame or CSV
+        path with ``**columns``), or a :class:`BayesModel` from :func:`model`.
+    key
+        An int seed or a ``jax.random.key``. Same key, same draws.
+    num_chains, num_warmup, num_samples, thinning
+        Chains, warmup iterations, kept draws per chain, and thinning.
+    priors, likelihood, df, fixed, pooling
+        As in :func:`model`.
+    init
+        ``"fit"`` (the point fit), ``"prior"`` (prior medians) or a dict of
+        natural values.
+    fit_starts
+        Starts of that point fit: 256 random starts over the law's grid box
+        (drawn from ``key``) by default, ``"grid"`` for the full grid (4,500
+        for Chinchilla; slower), or an array (see :func:`jaxscale.fit`).
+    target_accept_prob, max_tree_depth, dense_mass
+        NUTS settings (0.9: a little smaller steps than NumPyro's 0.8, for the
+        curved ridges of E against the B term).
+    whiten
+        Run NUTS in Laplace-whitened coordinates (default) or in NumPyro's
+        unconstrained coordinates.
+    prior_draws
+        Draws for the ``prior`` and ``prior_predictive`` groups (0, the
+        default: none; Student-t draws need a Gamma sampler that takes ~2 s
+        to compile on a CPU). :func:`prior_predictive` gives them alone.
+    predictive
+        Add the ``posterior_predictive`` and ``log_likelihood`` groups.
+    devices
+        Devices to split the chains across (e.g. ``jax.devices()``).
+    warn
+        Warn (with advice) when the diagnostics fail.
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups ``posterior`` (the law's parameters under their natural names,
+        ``sigma``, ``df``; per-family ones with a ``family`` dimension),
+        ``posterior_predictive`` and ``observed_data`` (``y`` = log target),
+        ``log_likelihood``, ``sample_stats``, ``prior``, ``prior_predictive``
+        and ``constant_data``. ``attrs`` record the law and the settings.
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> from jaxscale import bayes
+    >>> idata = bayes.sample("chinchilla", jaxscale.demo_data(), key=0, num_warmup=300, num_samples=300, warn=False)
+    >>> idata.posterior["alpha"].shape
+    (4, 300)
+    """
+    t0 = time.perf_counter()
+    if isinstance(law, BayesModel):
+        if data is not None or priors is not None or fixed is not None or pooling is not None or columns:
+            raise LawError("Pass either a BayesModel, or a law with data and model options, not both.")
+        m = law
+    else:
+        if data is None:
+            raise LawError("sample needs data (ScalingData, a DataFrame or a CSV path).")
+        m = model(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling, **columns)
+    num_chains = _positive_int(num_chains, "num_chains")
+    num_warmup = _positive_int(num_warmup, "num_warmup")
+    num_samples = _positive_int(num_samples, "num_samples")
+    thinning = _positive_int(thinning, "thinning")
+    if not 0.0 < float(target_accept_prob) < 1.0:
+        raise LawError(f"target_accept_prob must be in (0, 1); got {target_accept_prob!r}.")
+    if isinstance(prior_draws, bool) or not isinstance(prior_draws, (int, np.integer)) or prior_draws < 0:
+        raise LawError(f"prior_draws must be an integer >= 0; got {prior_draws!r}.")
+    key = _key(key)
+    k_init, k_nuts, k_ppc, k_prior = jax.random.split(key, 4)
+    cfg = NutsConfig(num_warmup, num_samples, thinning, float(target_accept_prob), int(max_tree_depth),
+                     bool(dense_mass), bool(whiten))
+    args = tuple(jnp.asarray(a) for a in m.args)
+    sites = latent_sites(m, args)
+    # unravel depends only on the latent sites' shapes: compile NUTS in a
+    # thread while the point fit runs (XLA compiles and runs without the GIL).
+    _, unravel = unconstrain(sites, {n: jnp.ones(shape) for n, (shape, _) in sites.items()})
+    chains = compile_chains(m, unravel, cfg, devices)
+    batch = lambda a: jnp.broadcast_to(a, (num_chains,) + jnp.shape(a))  # noqa: E731
+    keys = jax.random.split(k_nuts, num_chains)
+    bargs = tuple(batch(a) for a in args)
+    logx, _, group, mask = args
+    compile_nuts = chains.lower(keys, batch(jnp.zeros(sum(int(np.prod(s)) for s, _ in sites.values()))), bargs)
+    prior_fn = None
+    if prior_draws:
+        lowered = jax.jit(lambda k: Predictive(m, num_samples=int(prior_draws))(k, logx, None, group, mask)).lower(k_prior)
+        prior_fn = lambda: {k: np.asarray(v) for k, v in lowered.compile()(k_prior).items()}  # noqa: E731
+    # Sequential on purpose: on a 2-core CPU, XLA's compiler and the fit's
+    # kernels already use both cores, and threads only made them contend.
+    values = _init_values(m, init, k_init, fit_starts=fit_starts)
+    u0, _ = unconstrain(sites, values)
+    compile_nuts()
+    out = chains(keys, batch(u0), bargs)
+    prior = prior_fn() if prior_fn is not None else None
+    out = jax.device_get(out)
+    idata = _to_inference_data(m, out, args, cfg, k_ppc, prior, predictive)
+    idata.posterior.attrs["sampling_seconds"] = round(time.perf_counter() - t0, 3)
+    if not bool(np.all(out.laplace_ok)):
+        warnings.warn("The Laplace approximation at the mode was not positive definite for some chains; they ran "
+                      "unwhitened (slower mixing). Check the point fit or the priors.", RuntimeWarning, stacklevel=2)
+    if warn:
+        d = diagnose(idata)
+        for p in d.problems:
+            warnings.warn(p, RuntimeWarning, stacklevel=2)
+    return idata
+
+
+def _law_attrs(m: BayesModel, cfg: NutsConfig | None = None) -> dict[str, Any]:
+    from jaxscale import __version__
+
+    attrs = {
+        "jaxscale_version": __version__,
+        "law": m.law.name,
+        "law_options": json.dumps(dict(m.law.options)),
+        "law_params": json.dumps(list(m.law.param_names)),
+        "likelihood": m.likelihood,
+        "df_fixed": -1.0 if m.df is None else float(m.df),
+        "fixed": json.dumps(m.fixed),
+        "pooling": json.dumps(m.pooling),
+        "groups": json.dumps(list(m.groups) if m.groups else None),
+        "target": m.data.target_name,
+        "data_fingerprint": m.data.fingerprint(),
+        "inference_library": "numpyro",
+    }
+    if cfg is not None:
+        attrs.update(num_warmup=cfg.num_warmup, num_samples=cfg.num_samples, thinning=cfg.thinning,
+                     target_accept_prob=cfg.target_accept_prob, whiten=int(cfg.whiten))
+    return attrs
+
+
+def _dims(m: BayesModel, names) -> dict[str, list[str]]:
+    dims = {OBS: ["obs"]}
+    for n in names:
+        if m.pooling and (n.endswith("_z") or m.pooling.get(n) in ("separate", "partial")):
+            dims[n] = ["family"]
+    return dims
+
+
+def _numpy_rng(key) -> np.random.Generator:
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+
+
+def _posterior_predictive(m: BayesModel, flat, logx, group, key) -> np.ndarray:
+    """Replicated log-targets: the law's mean per draw plus the likelihood's noise.
+
+    The noise is drawn with NumPy (seeded from ``key``): JAX's Student-t
+    sampler needs a Gamma sampler whose compilation alone takes longer than
+    drawing 4,000 x 240 variates.
+    """
+    vals = {p: flat[p] if p in flat else jnp.full(next(iter(flat.values())).shape[0], m.fixed[p])
+            for p in m.law.param_names}
+    mu = np.asarray(jax.jit(jax.vmap(lambda v: m.log_mean(v, logx, group)))(vals))
+    rng = _numpy_rng(key)
+    sigma = np.asarray(flat["sigma"])[:, None]
+    if m.likelihood == "student_t":
+        dfv = np.asarray(flat["df"])[:, None] if m.df is None else m.df
+        noise = rng.standard_t(np.broadcast_to(dfv, mu.shape))
+    else:
+        noise = rng.standard_normal(mu.shape)
+    return mu + sigma * noise
+
+
+def _to_inference_data(m: BayesModel, out, args, cfg, k_ppc, prior, predictive):
+    import arviz as az
+
+    samples = {k: np.asarray(v) for k, v in out.samples.items()}
+    C, S = next(iter(samples.values())).shape[:2]
+    flat = {k: v.reshape((C * S,) + v.shape[2:]) for k, v in samples.items()}
+    logx, logy, group, mask = args
+    groups = {}
+    if predictive:
+        pp = _posterior_predictive(m, flat, logx, group, k_ppc)
+        ll = jax.jit(lambda post: _numpyro_log_likelihood(m, post, logx, logy, group, mask)[OBS])(flat)
+        groups["posterior_predictive"] = {OBS: pp.reshape(C, S, -1)}
+        groups["log_likelihood"] = {OBS: np.asarray(ll).reshape(C, S, -1)}
+    if prior is not None:
+        groups["prior"] = {k: v[None] for k, v in prior.items() if k != OBS}
+        groups["prior_predictive"] = {OBS: prior[OBS][None]}
+    stats = {
+        "diverging": np.asarray(out.diverging),
+        "n_steps": np.asarray(out.num_steps),
+        "tree_depth": np.floor(np.log2(np.maximum(np.asarray(out.num_steps), 1))).astype(int) + 1,
+        "acceptance_rate": np.asarray(out.accept_prob),
+        "energy": np.asarray(out.energy),
+        "lp": -np.asarray(out.potential_energy),
+        "step_size": np.asarray(out.step_size),
+    }
+    const = {f"log_{c}": np.asarray(logx)[:, i] for i, c in enumerate(m.law.covariates)}
+    if m.groups is not None:
+        const["family_index"] = np.asarray(group)
+    coords = {"obs": np.arange(np.asarray(logy).shape[0])}
+    if m.groups is not None:
+        coords["family"] = list(m.groups)
+    dims = _dims(m, samples)
+    for k in const:
+        dims[k] = ["obs"]
+    idata = az.from_dict(
+        posterior=samples,
+        sample_stats=stats,
+        observed_data={OBS: np.asarray(logy)},
+        constant_data=const,
+        coords=coords,
+        dims=dims,
+        attrs=_law_attrs(m, cfg),
+        **groups,
+    )
+    idata.posterior.attrs.update(_law_attrs(m, cfg))
+    return idata
+
+
+def prior_predictive(law, data=None, key=None, num_samples: int = 500, **model_kwargs):
+    """Prior and prior-predictive draws on the data's design (ArviZ ``InferenceData``).
+
+    ``prior_predictive.y`` holds simulated log-targets; compare them with
+    ``observed_data.y`` (e.g. ``az.plot_ppc(idata, group="prior")``) to see
+    what the priors claim before any data.
+
+    Examples
+    --------
+    >>> import jaxscale, numpy as np
+    >>> from jaxscale import bayes
+    >>> pp = bayes.prior_predictive("chinchilla", jaxscale.demo_data(), key=0, num_samples=200)
+    >>> pp.prior_predictive["y"].shape
+    (1, 200, 96)
+    """
+    import arviz as az
+
+    m = law if isinstance(law, BayesModel) else model(law, data, **model_kwargs)
+    num_samples = _positive_int(num_samples, "num_samples")
+    logx, logy, group, mask = (jnp.asarray(a) for a in m.args)
+    pr = Predictive(m, num_samples=num_samples)(_key(key), logx, None, group, mask)
+    prior = {k: np.asarray(v)[None] for k, v in pr.items() if k != OBS}
+    coords = {"obs": np.arange(logy.shape[0])}
+    if m.groups is not None:
+        coords["family"] = list(m.groups)
+    return az.from_dict(prior=prior, prior_predictive={OBS: np.asarray(pr[OBS])[None]},
+                        observed_data={OBS: np.asarray(logy)}, coords=coords, dims=_dims(m, prior),
+                        attrs=_law_attrs(m))
+
+
+def law_of(idata, law: Law | None = None) -> Law:
+    """The law an InferenceData was sampled with (from its ``attrs``), or ``law`` if given."""
+    if law is not None:
+        return get(law)
+    try:
+        attrs = idata.posterior.attrs
+        name = attrs["law"]
+        options = json.loads(attrs.get("law_options", "{}"))
+    except (AttributeError, KeyError):
+        raise LawError("This InferenceData has no jaxscale law in its attrs; pass law=.") from None
+    return get(name, **options)
+
+
+def _param_draws(idata, law: Law) -> pd.DataFrame:
+    post = idata.posterior
+    fixed = json.loads(post.attrs.get("fixed", "{}") or "{}")
+    cols = {}
+    n = post.sizes["chain"] * post.sizes["draw"]
+    for p in law.params:
+        if p.name in post:
+            v = np.asarray(post[p.name])
+            if v.ndim > 2:
+                raise DerivedError(f"{p.name!r} varies by family; select one with "
+                                   f"idata.posterior.sel(family=...) before deriving quantities.")
+            cols[p.name] = v.reshape(-1)
+        elif p.name in fixed:
+            cols[p.name] = np.full(n, fixed[p.name])
+        else:
+            raise DerivedError(f"The posterior has no draws of {p.name!r}.")
+    return pd.DataFrame(cols)
+
+
+def derive(idata, fn: Callable, name: str | None = None, law: Law | None = None):
+    """A derived quantity over the posterior draws, with credible intervals.
+
+    The same functions as :meth:`BootstrapResult.derive` (see
+    :mod:`jaxscale.derived`): ``fn(params) -> array``, vmapped over draws.
+    Returns a :class:`jaxscale.Derived` whose ``estimate`` is the posterior
+    median, ``se()`` the posterior SD and ``ci(level)`` the equal-tailed
+    credible interval.
+
+    Examples
+    --------
+    >>> import jaxscale, jaxscale.derived as dv
+    >>> from jaxscale import bayes
+    >>> idata = bayes.sample("chinchilla", jaxscale.demo_data(), key=0, num_warmup=300, num_samples=300, warn=False)
+    >>> tpp = bayes.derive(idata, dv.tokens_per_param(5.88e23))
+    >>> tpp.draws.shape
+    (1200,)
+    """
+    from jaxscale.uncertainty import _derive
+
+    law = law_of(idata, law)
+    draws = _param_draws(idata, law)
+    name = name or getattr(fn, "__name__", "derived")
+
+    def no_bca():
+        raise DerivedError("BCa intervals are for the bootstrap; posterior draws give equal-tailed credible "
+                           "intervals (method='percentile').")
+
+    d = _derive(fn, name, draws.median().to_dict(), draws, no_bca)
+    finite = d.draws[np.all(np.isfinite(d.draws.reshape(d.draws.shape[0], -1)), 1)]
+    return dataclasses.replace(d, estimate=np.median(finite, axis=0))
+
+
+def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covariates) -> pd.DataFrame:
+    """Posterior prediction at new covariates: median, credible and predictive intervals (natural scale).
+
+    ``lo``/``hi``: the credible interval of the law's value (uncertainty of
+    the parameters); ``pred_lo``/``pred_hi``: the posterior predictive
+    interval of a new run's target (adds the fitted noise, Student-t or
+    Normal on the log scale).
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> from jaxscale import bayes
+    >>> idata = bayes.sample("chinchilla", jaxscale.demo_data(), key=0, num_warmup=300, num_samples=300, warn=False)
+    >>> df = bayes.predict(idata, N=[1e9, 7e10], D=[2e10, 1.4e12])
+    >>> list(df.columns)
+    ['N', 'D', 'median', 'lo', 'hi', 'pred_lo', 'pred_hi']
+    """
+    from jaxscale.uncertainty import _check_level
+
+    level = _check_level(level)
+    law = law_of(idata, law)
+    logx = jnp.asarray(_log_covariates(law, covariates))
+    draws = _param_draws(idata, law)
+    theta = jnp.asarray(law.from_natural({k: draws[k].to_numpy() for k in law.param_names}))
+    mu = np.asarray(jax.vmap(lambda t: jax.vmap(law.log_predict, in_axes=(None, 0))(t, logx))(theta))
+    post = idata.posterior
+    sigma = np.asarray(post["sigma"]).reshape(-1)
+    lik = post.attrs.get("likelihood", "student_t")
+    k = _key(key)
+    if lik == "student_t":
+        dfv = np.asarray(post["df"]).reshape(-1) if "df" in post else np.full(sigma.shape, post.attrs["df_fixed"])
+        noise = np.asarray(jax.random.t(k, jnp.asarray(dfv)[:, None], mu.shape))
+    else:
+        noise = np.asarray(jax.random.normal(k, mu.shape))
+    ynew = mu + sigma[:, None] * noise
+    a = (1.0 - level) / 2.0
+    shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in law.covariates))
+    cols = {c: np.broadcast_to(np.asarray(covariates[c], float), shape).ravel() for c in law.covariates}
+    cols.update(
+        median=np.exp(np.median(mu, 0)),
+        lo=np.exp(np.quantile(mu, a, 0)),
+        hi=np.exp(np.quantile(mu, 1 - a, 0)),
+        pred_lo=np.exp(np.quantile(ynew, a, 0)),
+        pred_hi=np.exp(np.quantile(ynew, 1 - a, 0)),
+    )
+    return pd.DataFrame(cols)
+
+
+def compare(idatas: Mapping[str, Any], ic: str = "loo", **kwargs) -> pd.DataFrame:
+    """Rank models by expected log predictive density (PSIS-LOO through ArviZ).
+
+    ``idatas`` maps a label to an InferenceData from :func:`sample` (each
+    needs its ``log_likelihood`` group, i.e. ``predictive=True``) fitted to the
+    same data. Returns ArviZ's comparison table (``elpd_loo``, ``p_loo``,
+    ``elpd_diff``, ``weight``, ``se``, ``dse``, ``warning`` ...), best first.
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> from jaxscale import bayes
+    >>> d = jaxscale.demo_data()
+    >>> kw = dict(key=0, num_warmup=300, num_samples=300, warn=False)
+    >>> table = bayes.compare({"student_t": bayes.sample("chinchilla", d, **kw),
+    ...                        "normal": bayes.sample("chinchilla", d, likelihood="normal", **kw)})
+    >>> sorted(table.index)
+    ['normal', 'student_t']
+    """
+    import arviz as az
+
+    if not isinstance(idatas, Mapping) or len(idatas) < 2:
+        raise LawError("compare needs a dict of at least two labelled InferenceData objects.")
+    fps = {}
+    for label, idata in idatas.items():
+        if "log_likelihood" not in idata.groups():
+            raise LawError(f"{label!r} has no log_likelihood group; sample it with predictive=True.")
+        fps[label] = idata.posterior.attrs.get("data_fingerprint")
+    if len({v for v in fps.values() if v is not None}) > 1:
+        raise LawError(f"compare needs models fitted to the same data; the data fingerprints differ: {fps}.")
+    with warnings.catch_warnings():
+        # ArviZ warns when Pareto k is high; that verdict is in the table's "warning" column.
+        warnings.simplefilter("ignore", UserWarning)
+        return az.compare(dict(idatas), ic=ic, **kwargs)

@@ -1,0 +1,250 @@
+"""The NumPyro model built from a law's specification."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions.transforms import biject_to
+
+from jaxscale.bayes._priors import TAU_PRIOR, resolve_priors
+from jaxscale.data import ScalingData
+from jaxscale.errors import DataError, LawError
+from jaxscale.laws import Law, get
+
+LIKELIHOODS = ("student_t", "normal")
+POOLING_MODES = ("shared", "partial", "separate")
+#: Name of the observed site: the log of the target (log-loss).
+OBS = "y"
+
+
+def _fit_coordinate(law: Law, i: int, v):
+    t = law.params[i].transform
+    if t == "log":
+        return jnp.log(v)
+    if t == "logit":
+        return jnp.log(v) - jnp.log1p(-v)
+    return v
+
+
+class BayesModel:
+    """A NumPyro model for one law and one dataset; build it with :func:`model`.
+
+    Calling it runs the model: ``m()`` on its own data, or
+    ``m(logx, logy, group, mask)`` with arrays (``logy=None`` samples the
+    target: posterior or prior predictive). ``m.args`` holds the default
+    arguments. The observed site is ``"y"``, the log of the target.
+
+    Attributes
+    ----------
+    law, data
+        The law and the data the model was built on.
+    priors
+        Every prior in use (natural scale), after defaults and overrides.
+    likelihood, df
+        ``"student_t"`` (``df`` learned when ``None``) or ``"normal"``.
+    fixed
+        Parameters held at a value (natural scale).
+    pooling
+        ``None`` (one set of parameters), or ``{name: "shared" | "partial" |
+        "separate"}`` for a hierarchical model over ``data.group``.
+    groups
+        The family labels (sorted), or ``None``.
+    """
+
+    def __init__(self, law: Law, data: ScalingData, priors, likelihood: str, df, fixed, pooling, tau_scale):
+        self.law, self.data = law, data
+        self.likelihood, self.df = likelihood, df
+        self.fixed = dict(fixed or {})
+        self.pooling = pooling
+        self.tau_scale = tau_scale
+        logx, logy = data.design(law.covariates, law.name)
+        if pooling is not None:
+            labels, index = np.unique(np.asarray(data.group).astype(str), return_inverse=True)
+            self.groups = tuple(labels.tolist())
+        else:
+            index, self.groups = np.zeros(len(logy), np.int32), None
+        extra = tuple(f"{n}_tau" for n, m in (pooling or {}).items() if m == "partial")
+        self.priors = resolve_priors(law, priors, self.fixed, likelihood, extra)
+        for n in extra:
+            self.priors.setdefault(n, TAU_PRIOR() if tau_scale is None else dist.HalfNormal(float(tau_scale)))
+        self.args = (np.asarray(logx), np.asarray(logy), index.astype(np.int32), np.ones(len(logy), bool))
+
+    @property
+    def n_groups(self) -> int:
+        return 1 if self.groups is None else len(self.groups)
+
+    def param_values(self):
+        """Sample (or fix) every law parameter; returns natural values, scalars or per-group arrays."""
+        law, pooling = self.law, self.pooling or {}
+        values = {}
+        for p in law.params:
+            if p.name in self.fixed:
+                values[p.name] = jnp.asarray(self.fixed[p.name])
+                continue
+            prior, mode = self.priors[p.name], pooling.get(p.name, "shared")
+            if mode == "shared":
+                values[p.name] = numpyro.sample(p.name, prior)
+            elif mode == "separate":
+                with numpyro.plate("family", self.n_groups):
+                    values[p.name] = numpyro.sample(p.name, prior)
+            else:  # partial: non-centred, on the prior's unconstrained scale
+                pop = numpyro.sample(f"{p.name}_pop", prior)
+                tau = numpyro.sample(f"{p.name}_tau", self.priors[f"{p.name}_tau"])
+                with numpyro.plate("family", self.n_groups):
+                    z = numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
+                t = biject_to(prior.support)
+                values[p.name] = numpyro.deterministic(p.name, t(t.inv(pop) + tau * z))
+        return values
+
+    def log_mean(self, values, logx, group):
+        """Log prediction per point from natural values (vmapped law)."""
+        law = self.law
+        cols = []
+        for i, p in enumerate(law.params):
+            th = _fit_coordinate(law, i, values[p.name])
+            th = th[group] if jnp.ndim(th) == 1 else jnp.broadcast_to(th, group.shape)
+            cols.append(th)
+        theta = jnp.stack(cols, axis=-1)
+        return jax.vmap(law.log_predict)(theta, logx)
+
+    def __call__(self, logx=None, logy=None, group=None, mask=None):
+        if logx is None:
+            logx, logy, group, mask = self.args
+        logx = jnp.asarray(logx)
+        group = jnp.zeros(logx.shape[0], jnp.int32) if group is None else jnp.asarray(group)
+        values = self.param_values()
+        mu = self.log_mean(values, logx, group)
+        sigma = numpyro.sample("sigma", self.priors["sigma"])
+        if self.likelihood == "student_t":
+            df = numpyro.sample("df", self.priors["df"]) if self.df is None else self.df
+            obs_dist = dist.StudentT(df, mu, sigma)
+        else:
+            obs_dist = dist.Normal(mu, sigma)
+        with numpyro.plate("obs", logx.shape[0]):
+            if mask is not None:
+                obs_dist = obs_dist.mask(jnp.asarray(mask, bool))
+            numpyro.sample(OBS, obs_dist, obs=None if logy is None else jnp.asarray(logy))
+
+    def __repr__(self) -> str:
+        pool = "" if self.pooling is None else f", pooling={self.pooling}, groups={len(self.groups)}"
+        return f"BayesModel(law={self.law.name!r}, n={len(self.args[1])}, likelihood={self.likelihood!r}{pool})"
+
+
+def _check_pooling(law: Law, pooling, fixed) -> dict[str, str] | None:
+    if pooling is None:
+        return None
+    if isinstance(pooling, str):
+        if pooling not in ("partial", "separate"):
+            raise LawError(f"pooling must be None, 'partial', 'separate' or a dict; got {pooling!r}.")
+        if pooling == "separate":
+            out = {p.name: "separate" for p in law.params}
+        else:
+            out = {p.name: ("shared" if p.kind == "exponent" else "partial") for p in law.params}
+    elif isinstance(pooling, Mapping):
+        unknown = set(pooling) - set(law.param_names)
+        if unknown:
+            raise LawError(f"pooling names {sorted(unknown)}, but law {law.name!r} has parameters {list(law.param_names)}.")
+        bad = {k: v for k, v in pooling.items() if v not in POOLING_MODES}
+        if bad:
+            raise LawError(f"pooling modes must be one of {list(POOLING_MODES)}; got {bad}.")
+        out = {p.name: ("shared" if p.kind == "exponent" else "partial") for p in law.params}
+        out.update(pooling)
+    else:
+        raise LawError(f"pooling must be None, 'partial', 'separate' or a dict; got {pooling!r}.")
+    for name in fixed or {}:
+        out.pop(name, None)
+    return out
+
+
+def model(
+    law: str | Law,
+    data,
+    *,
+    priors: Any = None,
+    likelihood: str = "student_t",
+    df: float | None = None,
+    fixed: Mapping[str, float] | None = None,
+    pooling=None,
+    tau_scale: float | None = None,
+    **columns,
+) -> BayesModel:
+    """A NumPyro model for any registered law: priors, law, robust likelihood on log-loss.
+
+    ``log y_i ~ StudentT(df, log L(x_i; theta), sigma)`` (or Normal), with the
+    law's parameters as sample sites under their natural names (``E``, ``A``,
+    ``alpha`` ...), each with a prior on its sampling scale.
+
+    Parameters
+    ----------
+    law
+        A registered law name or a :class:`jaxscale.laws.Law`.
+    data
+        :class:`ScalingData`, a DataFrame or a CSV path (``**columns`` map roles
+        to column names).
+    priors
+        ``None``/``"default"`` (:func:`default_priors`), ``"published"``
+        (Epoch's Chinchilla estimates, widened; ``chinchilla`` only) or a dict
+        ``{name: numpyro distribution}`` overriding the defaults. Names are the
+        law's parameters (natural scale: a positive parameter needs a positive
+        support), ``sigma``, ``df`` and, when pooled, ``<name>_tau``.
+    likelihood
+        ``"student_t"`` (default; robust to outlying runs, like the Huber fits)
+        or ``"normal"``.
+    df
+        Fix the Student-t degrees of freedom (learned when ``None``).
+    fixed
+        Parameters held at a natural value, e.g. ``{"floor": 0.25}``.
+    pooling
+        A hierarchical model over the data's ``group`` column (one family per
+        label): ``"partial"`` shares the exponents (``Param.kind ==
+        "exponent"``) and partially pools the rest (a population value, a
+        spread ``<name>_tau ~ HalfNormal(0.5)`` on the sampling scale, a
+        non-centred offset per family); ``"separate"`` fits each family on its
+        own; a dict ``{name: "shared" | "partial" | "separate"}`` sets each
+        parameter (unnamed ones follow ``"partial"``).
+    tau_scale
+        Scale of the HalfNormal prior on every ``<name>_tau`` (0.5).
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> from jaxscale import bayes
+    >>> m = bayes.model("chinchilla", jaxscale.demo_data())
+    >>> m
+    BayesModel(law='chinchilla', n=96, likelihood='student_t')
+    >>> sorted(m.priors)
+    ['A', 'B', 'E', 'alpha', 'beta', 'df', 'sigma']
+    """
+    law = get(law)
+    if likelihood not in LIKELIHOODS:
+        raise LawError(f"likelihood must be one of {list(LIKELIHOODS)}; got {likelihood!r}.")
+    if df is not None:
+        if likelihood != "student_t":
+            raise LawError("df is only used by the 'student_t' likelihood.")
+        if isinstance(df, bool) or not np.isfinite(df) or df <= 0:
+            raise LawError(f"df must be a positive number (or None to learn it); got {df!r}.")
+        df = float(df)
+    if tau_scale is not None and (not np.isfinite(tau_scale) or tau_scale <= 0):
+        raise LawError(f"tau_scale must be a positive number; got {tau_scale!r}.")
+    data = ScalingData.coerce(data, **columns)
+    if fixed:
+        unknown = set(fixed) - set(law.param_names)
+        if unknown:
+            raise LawError(f"fixed names {sorted(unknown)}, but law {law.name!r} has parameters {list(law.param_names)}.")
+        for k, v in fixed.items():
+            law.to_fit(k, v)  # checks the domain
+        fixed = {k: float(v) for k, v in fixed.items()}
+    pool = _check_pooling(law, pooling, fixed)
+    if pool is not None:
+        if data.group is None:
+            raise DataError("A hierarchical model (pooling=...) needs a 'group' column naming each run's family.")
+        n_groups = len(np.unique(np.asarray(data.group).astype(str)))
+        if n_groups < 2:
+            raise DataError(f"A hierarchical model needs at least 2 groups in the 'group' column; found {n_groups}.")
+    return BayesModel(law, data, priors, likelihood, df, fixed, pool, tau_scale)
