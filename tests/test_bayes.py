@@ -276,11 +276,13 @@ def test_sample_many_matches_shapes_and_pads(demo):
     assert list(many.status) in (["ok", "ok"], ["ok", "divergent"], ["divergent", "ok"], ["divergent", "divergent"])
     s = many.summary()
     assert np.all(np.abs(s["alpha_median"] - HOFF["alpha"]) < 0.05)
-    # chunking changes nothing: datasets draw from their own keys
+    # Each dataset draws from its own key, so chunking gives the same posteriors; not bit-identical draws: XLA
+    # fuses a batch of 1 differently from a batch of 2, and NUTS can amplify a last-bit difference into another
+    # (equally valid) trajectory. Same key and same chunking: identical (test_same_key_same_draws).
     again = bayes.sample_many("chinchilla", [demo, demo.drop_top(10)], key=0, num_warmup=200, num_samples=200,
                               chunk_size=1)
-    # (up to float reassociation: XLA fuses a batch of 1 differently from a batch of 2)
-    np.testing.assert_allclose(again.samples["alpha"], many.samples["alpha"], rtol=1e-6)
+    for k in range(2):
+        assert abs(np.median(again.samples["alpha"][k]) - np.median(many.samples["alpha"][k])) < 0.01
 
 
 def test_one_failed_posterior_does_not_poison_the_batch(demo):
