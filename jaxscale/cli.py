@@ -215,7 +215,6 @@ def _bootstrap(args) -> int:
 def _bayes(args) -> int:
     import warnings
 
-    import jaxscale
     import jaxscale.derived as dv
     from jaxscale import bayes
 

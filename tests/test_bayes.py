@@ -1,9 +1,7 @@
 """The Bayesian layer: model, NUTS sampling, diagnostics, derived quantities, pooling, LOO, many posteriors, SBC, CLI."""
 
-import json
 import subprocess
 import sys
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -143,6 +141,49 @@ def test_same_key_same_draws(demo):
     np.testing.assert_array_equal(a.posterior["alpha"].values, b.posterior["alpha"].values)
     np.testing.assert_array_equal(a.posterior_predictive["y"].values, b.posterior_predictive["y"].values)
     assert not np.array_equal(a.posterior["alpha"].values, c.posterior["alpha"].values)
+
+
+@pytest.mark.parametrize("likelihood, df", [("student_t", None), ("student_t", 4.0), ("normal", None)])
+def test_pointwise_log_likelihood_matches_numpyro(demo, likelihood, df):
+    """The log_likelihood group is computed on the host; it must equal NumPyro's, masked rows included."""
+    from numpyro.infer.util import log_likelihood
+
+    from jaxscale.bayes._infer import _mean_fn, _pointwise_log_likelihood
+
+    m = bayes.model("chinchilla", demo, likelihood=likelihood, df=df)
+    logx, logy, group, _ = m.args
+    mask = np.arange(len(logy)) % 7 != 0
+    rng = np.random.default_rng(0)
+    draws = {k: np.asarray(v) * rng.uniform(0.9, 1.1, 20) for k, v in HOFF.items()}
+    draws["sigma"] = rng.uniform(0.005, 0.05, 20)
+    if df is None and likelihood == "student_t":
+        draws["df"] = rng.uniform(1.5, 30.0, 20)
+    ref = np.asarray(log_likelihood(m, {k: jnp.asarray(v) for k, v in draws.items()}, logx, logy, group, mask)["y"])
+    mu = np.stack([np.asarray(_mean_fn(m)({k: v[i] for k, v in draws.items()}, m.args)) for i in range(20)])
+    ours = _pointwise_log_likelihood(m, draws, mu, logy, mask)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+    assert np.all(ours[:, ~mask] == 0.0)
+
+
+def test_chain_methods_agree(demo):
+    """Sequential (CPU default) and vectorized chains sample the same posterior."""
+    kw = dict(key=5, warn=False, num_chains=2, num_warmup=300, num_samples=400)
+    a = bayes.sample("chinchilla", demo, chain_method="sequential", **kw).posterior
+    b = bayes.sample("chinchilla", demo, chain_method="vectorized", **kw).posterior
+    assert a.attrs["chain_method"] == "sequential" and b.attrs["chain_method"] == "vectorized"
+    for k in ("E", "alpha", "beta"):
+        sd = float(np.std(a[k].values))
+        assert abs(float(np.median(a[k].values)) - float(np.median(b[k].values))) < 0.25 * sd, k
+    with pytest.raises(LawError, match="chain_method"):
+        bayes.sample("chinchilla", demo, key=0, chain_method="parallel")
+
+
+def test_df_prior_keeps_the_likelihood_bounded():
+    """df >= 1: with df < 1 a curve through a few points exactly makes the density unbounded as sigma -> 0."""
+    pri = bayes.default_priors(jaxscale.laws.get("chinchilla"))["df"]
+    draws = np.asarray(pri.sample(jax.random.key(0), (20_000,)))
+    assert draws.min() >= 1.0 and abs(draws.mean() - 21.0) < 0.5
+    assert not bool(pri.support(0.99)) and bool(pri.support(1.01))
 
 
 def test_bad_diagnostics_warn_with_advice(demo):

@@ -240,3 +240,13 @@ def test_set_host_device_count_edits_xla_flags(monkeypatch):
     assert os.environ["XLA_FLAGS"] == "--xla_cpu_foo=1 --xla_force_host_platform_device_count=3"
     with pytest.raises(ValueError, match="needs an integer n >= 1"):
         jaxscale.set_host_device_count(0)
+
+
+def test_numpy_rng_is_seeded_by_the_key_words():
+    """Host-side draws: an int seed and jax.random.key(seed) give the same stream; another key another stream."""
+    from jaxscale.fit import key_data, numpy_rng
+
+    for seed in (0, 7, 2**40 + 3):
+        np.testing.assert_array_equal(key_data(seed), np.asarray(jax.random.key_data(jax.random.key(seed))))
+        np.testing.assert_array_equal(numpy_rng(seed).uniform(size=4), numpy_rng(jax.random.key(seed)).uniform(size=4))
+    assert not np.array_equal(numpy_rng(1).uniform(size=4), numpy_rng(2).uniform(size=4))

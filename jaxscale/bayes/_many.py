@@ -197,7 +197,7 @@ def sample_many(
     >>> from jaxscale import bayes
     >>> d = jaxscale.demo_data()
     >>> many = bayes.sample_many("chinchilla", [d, d.drop_top(5)], key=0, num_warmup=200, num_samples=200)
-    >>> many.samples["alpha"].shape, list(many.status)
+    >>> many.samples["alpha"].shape, many.status.tolist()
     ((2, 1, 200), ['ok', 'ok'])
     """
     t0 = time.perf_counter()
@@ -296,7 +296,7 @@ def sbc(
     >>> import jaxscale
     >>> from jaxscale import bayes
     >>> res = bayes.sbc("chinchilla", jaxscale.demo_data(), 8, key=0, num_warmup=150, num_samples=150)
-    >>> sorted(res.coverage["level"].unique())
+    >>> sorted(res.coverage["level"].unique().tolist())
     [0.5, 0.9]
     """
     t0 = time.perf_counter()
