@@ -23,7 +23,7 @@ Model (LSE form on log-loss, Student-t noise):
     log L_i  ~ StudentT(nu=df, mu=mu_i, sigma=sigma)
     log_E ~ Normal(0, 1)        log_A ~ Normal(6, 3)      log_B ~ Normal(7, 3)
     alpha ~ LogNormal(log 0.3, 0.5)   beta ~ LogNormal(log 0.3, 0.5)
-    sigma ~ HalfNormal(0.1)     df ~ Gamma(alpha=2, beta=0.1)   (rate 0.1)
+    sigma ~ HalfNormal(0.1)     df ~ 1 + Gamma(alpha=2, beta=0.1)   (rate 0.1)
 
 Sampler: ``pm.sample`` with PyMC's defaults (NUTS, init="jitter+adapt_diag",
 target_accept=0.8), initvals at Epoch's point estimate, cores=min(chains, 2),
@@ -60,7 +60,7 @@ INITVALS = {
     "alpha": 0.348,
     "beta": 0.366,
     "sigma": 0.03,
-    "df": 5.0,
+    "df_minus_1": 4.0,
 }
 
 
@@ -93,7 +93,7 @@ def build_model(log_N, log_D, log_L):
         alpha = pm.LogNormal("alpha", mu=math.log(0.3), sigma=0.5)
         beta = pm.LogNormal("beta", mu=math.log(0.3), sigma=0.5)
         sigma = pm.HalfNormal("sigma", sigma=0.1)
-        df = pm.Gamma("df", alpha=2.0, beta=0.1)
+        df = pm.Deterministic("df", 1.0 + pm.Gamma("df_minus_1", alpha=2.0, beta=0.1))
         mu = pt.logaddexp(pt.logaddexp(log_E, log_A - alpha * log_N), log_B - beta * log_D)
         pm.StudentT("y", nu=df, mu=mu, sigma=sigma, observed=log_L)
         pm.Deterministic("E", pt.exp(log_E))
