@@ -429,8 +429,13 @@ class BootstrapResult:
         name = name or getattr(fn, "__name__", "derived")
         return _derive(fn, name, self.point.params, self.draws, self.jackknife)
 
-    def to_dict(self, level: float = 0.95, method: str = "percentile", derived: Mapping[str, Callable] | None = None):
-        """JSON-ready: ``{"params": {name: {"estimate", "se", "ci"}}, "derived", "n_resamples", "n_failed", "settings"}``."""
+    def to_dict(self, level: float = 0.95, method: str = "percentile", derived: Mapping[str, Callable] | None = None,
+                draws: bool = True):
+        """JSON-ready: ``{"params": {name: {"estimate", "se", "ci"}}, "derived", "n_resamples", "n_failed", "settings"}``.
+
+        With ``draws`` (default), also ``"draws": {name: [...]}``, the natural-scale parameters of the kept
+        replicates, so that ``jaxscale allocate`` can turn the file into intervals.
+        """
         ci = self.ci(level, method)
         se = self.se()
         params = {k: {"estimate": float(v), "se": float(se[k]), "ci": [float(ci.loc[k, "lo"]), float(ci.loc[k, "hi"])]}
@@ -451,6 +456,7 @@ class BootstrapResult:
             "settings": self.settings,
             "data_fingerprint": self.point.fingerprint,
             "seconds": self.seconds,
+            **({"draws": {k: self.draws[k].astype(float).tolist() for k in self.law.param_names}} if draws else {}),
         }
 
     def to_json(self, path: str | None = None, **kwargs) -> str:

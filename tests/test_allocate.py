@@ -1,0 +1,285 @@
+"""Allocation: published checks, closed form vs numerical, derivatives, draws, bad input, CLI."""
+
+import json
+import warnings
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxscale
+from jaxscale import allocate as al
+from jaxscale.cli import main
+from jaxscale.errors import JaxscaleError, LawError
+
+# published_results.md section 2 (Epoch AI 2024, notebook cells 24-25) and 1.1 (Hoffmann, unrounded from TeX).
+EPOCH = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+HOFFMANN = dict(E=float(np.exp(0.5267228)), A=float(np.exp(6.0073404)), B=float(np.exp(6.0179186)),
+                alpha=0.33917084, beta=0.2849083)
+MUENNIGHOFF = dict(E=float(np.exp(0.6254804)), A=float(np.exp(6.255414)), B=float(np.exp(7.3049974)),
+                   alpha=0.3526596, beta=0.3526596, R_D=15.387756, R_N=5.309743)
+KAPLAN = dict(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103)
+CHINCHILLA_C = 6 * 1.4e12 * 7e10  # 5.88e23
+
+
+def test_epoch_and_hoffmann_allocations_match_published():
+    # Published values carry 4 significant digits (18.33, 7.31e10, 1.34e12, 59.04): rel 1e-3 covers the rounding.
+    t = al.compute_optimal("chinchilla", EPOCH, CHINCHILLA_C).table
+    assert t["tokens_per_param"][0] == pytest.approx(18.33, rel=1e-3)
+    assert t["N_opt"][0] == pytest.approx(7.31e10, rel=1e-3)
+    assert t["D_opt"][0] == pytest.approx(1.34e12, rel=4e-3)  # printed with 3 digits
+    h = al.compute_optimal("chinchilla", HOFFMANN, CHINCHILLA_C).table
+    assert h["tokens_per_param"][0] == pytest.approx(59.04, rel=1e-3)
+    assert h["N_opt"][0] == pytest.approx(4.07e10, rel=2e-3)
+
+
+@pytest.mark.parametrize("params, a", [(EPOCH, 0.513), (HOFFMANN, 0.4565)])
+def test_numerical_scaling_exponent_matches_published(params, a):
+    # The slope of log N_opt against log C from the *numerical* solver is the exponent a = beta/(alpha+beta).
+    C = np.logspace(20, 26, 7)
+    t = al.compute_optimal("chinchilla", params, C, solver="numerical").table
+    slope = np.polyfit(np.log(C), np.log(t["N_opt"]), 1)[0]
+    assert slope == pytest.approx(a, abs=5e-4)  # published to 3-4 digits
+    assert slope == pytest.approx(params["beta"] / (params["alpha"] + params["beta"]), rel=1e-7)
+
+
+@pytest.mark.parametrize("params", [EPOCH, HOFFMANN])
+def test_closed_form_and_numerical_agree(params):
+    C = np.logspace(18, 27, 10)
+    cf = al.compute_optimal("chinchilla", params, C, solver="closed_form").table
+    nu = al.compute_optimal("chinchilla", params, C, solver="numerical").table
+    for col in ("N_opt", "D_opt", "L_opt", "tokens_per_param"):
+        np.testing.assert_allclose(nu[col], cf[col], rtol=1e-6)  # golden section to ~1e-12 in log N
+
+
+def test_numerical_solution_is_differentiable():
+    # d N_opt / d params through the line search equals the closed form's derivative (implicit Newton step).
+    def closed(p):
+        return al.allocation_fn("chinchilla", [1e21, 1e24], "N_opt")(p)
+
+    def numerical(p):
+        return al.allocation_fn("chinchilla", [1e21, 1e24], "N_opt", solver="numerical")(p)
+
+    p = {k: float(v) for k, v in EPOCH.items()}
+    for i in range(2):
+        g_c = jax.grad(lambda q, i=i: jax.numpy.log(closed(q)[i]))(p)
+        g_n = jax.grad(lambda q, i=i: jax.numpy.log(numerical(q)[i]))(p)
+        for k in p:
+            assert float(g_n[k]) == pytest.approx(float(g_c[k]), rel=1e-5, abs=1e-9), k
+
+
+def test_kaplan_numerical_optimum_beats_a_dense_grid():
+    C = 1e22
+    t = al.compute_optimal("kaplan", KAPLAN, C).table
+    law = jaxscale.laws.get("kaplan")
+    N = np.logspace(3, np.log10(C / 6) - 3, 200001)
+    L = law.predict(KAPLAN, N=N, D=C / (6 * N))
+    i = np.argmin(L)
+    assert t["L_opt"][0] <= L[i] * (1 + 1e-12)
+    # grid spacing is 1.2e-4 in log10 N: the optimum lies within one step of the grid's best
+    assert abs(np.log10(t["N_opt"][0]) - np.log10(N[i])) < 2e-4
+
+
+def test_line_optimum_flags_an_edge_minimum():
+    u, ok = al.line_optimum(lambda u: u, 0.0, 5.0)
+    assert not bool(ok)
+    u, ok = al.line_optimum(lambda u: (u - 2.0) ** 2, 0.0, 5.0)
+    assert bool(ok) and float(u) == pytest.approx(2.0, abs=1e-9)
+
+
+def _muennighoff_grid_search(C, U):
+    """The README's optimal_allocation (huggingface/datablations at 13701315): a grid along k N D = C
+    within a factor 3 of the Chinchilla-optimal split of the base law."""
+    law = jaxscale.laws.get("data_constrained")
+    p = MUENNIGHOFF
+    G = ((p["alpha"] * p["A"]) / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    a = p["beta"] / (p["alpha"] + p["beta"])
+    n_base = G * (C / 6) ** a
+    d_base = C / 6 / n_base
+    best = (np.inf, None, None)
+    for i in np.linspace(1.0001, 3, 500):
+        for N, D in ((n_base / i, d_base * i), (n_base * i, d_base / i)):
+            L = float(law.predict(p, N=N, D=D, U=min(U, D)))
+            if L < best[0]:
+                best = (L, D, N)
+    return best
+
+
+def test_data_constrained_reproduces_muennighoff_example():
+    # published_results.md section 4: optimal_allocation(1e22, 25e9) -> 237336955477.55 tokens, 7022364735.88 params
+    L_grid, D_grid, N_grid = _muennighoff_grid_search(1e22, 25e9)
+    assert N_grid == pytest.approx(7022364735.88, rel=1e-9)  # our law + their search = their number
+    assert D_grid == pytest.approx(237336955477.55, rel=1e-9)
+    t = al.data_constrained_optimal("data_constrained", MUENNIGHOFF, 1e22, 25e9).table
+    # Their grid steps by ~0.4% in N; the continuous optimum is at least as good and within one step.
+    assert t["L_opt"][0] <= L_grid * (1 + 1e-12)
+    assert t["N_opt"][0] == pytest.approx(N_grid, rel=4e-3)
+    assert t["epochs"][0] == pytest.approx(9.49, abs=0.01)
+
+
+def test_data_constrained_with_plenty_of_data_is_compute_optimal():
+    # With U far above D there is no repetition: the optimum is the base law's compute-optimal split.
+    t = al.data_constrained_optimal("data_constrained", MUENNIGHOFF, 1e21, 1e15).table
+    base = {k: MUENNIGHOFF[k] for k in ("E", "A", "B", "alpha", "beta")}
+    c = al.compute_optimal("chinchilla", base, 1e21).table
+    # With U >> D the law also caps N at N_opt(U) >> N: no excess-parameter penalty either.
+    assert t["N_opt"][0] == pytest.approx(c["N_opt"][0], rel=1e-6)
+
+
+def test_inference_optimal_matches_brute_force_and_limits():
+    t = al.inference_optimal("chinchilla", EPOCH, [2.0, 2.0], [0.0, 2e13]).table
+    # T_inf = 0: the cheapest model reaching the loss is the compute-optimal one (ratio 1, no saving)
+    assert t["overtraining_ratio"][0] == pytest.approx(1.0, rel=1e-5)
+    assert t["saving"][0] == pytest.approx(1.0, rel=1e-9)
+    # brute force over N on a dense grid, D from the closed form
+    p = EPOCH
+    N = np.logspace(9.5, 11.5, 400001)
+    gap = 2.0 - p["E"] - p["A"] * N ** -p["alpha"]
+    ok = gap > 0
+    D = (p["B"] / gap[ok]) ** (1 / p["beta"])
+    cost = 6 * N[ok] * D + 2 * N[ok] * 2e13
+    i = np.argmin(cost)
+    assert t["total_flops"][1] <= cost[i] * (1 + 1e-9)
+    assert t["N_opt"][1] == pytest.approx(N[ok][i], rel=2e-5)  # grid step 1.2e-5 in log N
+    assert t["N_opt"][1] < t["N_opt"][0] and t["saving"][1] > 1.0 and t["overtraining_ratio"][1] > 1.0
+
+
+def test_inference_optimal_generic_law_uses_root_finding():
+    # kaplan has no closed-form D(N, L): the bisection path must satisfy L(N, D) = target.
+    t = al.inference_optimal("kaplan", KAPLAN, 2.2, 1e12).table
+    law = jaxscale.laws.get("kaplan")
+    assert float(law.predict(KAPLAN, N=t["N_opt"][0], D=t["D_opt"][0])) == pytest.approx(2.2, rel=1e-9)
+
+
+def test_overtraining_of_a_70b_model_on_15t_tokens():
+    t = al.overtraining("chinchilla", EPOCH, N=70e9, D=15e12)
+    assert t["tokens_per_param"][0] == pytest.approx(214.2857, rel=1e-6)
+    c = al.compute_optimal("chinchilla", EPOCH, 6 * 70e9 * 15e12).table
+    assert t["overtraining_ratio"][0] == pytest.approx(15e12 / 70e9 / c["tokens_per_param"][0], rel=1e-12)
+    assert t["loss_penalty"][0] > 0
+
+
+# ----------------------------------------------------------------------------- draws
+
+
+@pytest.fixture(scope="module")
+def boot(epoch_data):
+    return jaxscale.bootstrap("chinchilla", epoch_data, 200, key=3, starts="warm")
+
+
+def test_bootstrap_draws_give_intervals(boot):
+    C = [1e21, CHINCHILLA_C]
+    res = al.compute_optimal(None, boot, C)
+    t = res.table
+    assert res.draws["N_opt"].shape == (len(boot.draws), 2)
+    for col in ("N_opt", "D_opt", "L_opt", "tokens_per_param"):
+        assert np.all(t[f"{col}_lo"] < t[col]) and np.all(t[col] < t[f"{col}_hi"])
+    # the draws agree with the bootstrap's own derived quantity (same function of the same draws)
+    d = boot.derive(jaxscale.derived.tokens_per_param(C))
+    np.testing.assert_allclose(res.draws["tokens_per_param"], d.draws, rtol=1e-9)
+    again = al.compute_optimal(None, boot, C).table
+    pd.testing.assert_frame_equal(t, again)
+
+
+def test_failed_draws_are_flagged_not_fatal(boot):
+    draws = boot.draws.copy()
+    draws.loc[0, "E"] = 3.0  # this draw cannot reach loss 2.0 at any size
+    src = jaxscale._draws.ParamSource(boot.law, boot.point.params, draws, "bootstrap")
+    with pytest.warns(RuntimeWarning, match="1 of 200 draws"):
+        res = al.inference_optimal(None, src, 2.0, 1e12)
+    t = res.table
+    assert int(t["n_failed"][0]) == 1
+    assert np.isnan(res.draws["N_opt"][0, 0]) and np.isfinite(res.draws["N_opt"][1:, 0]).all()
+    assert np.isfinite(t["N_opt_lo"][0]) and np.isfinite(t["N_opt_hi"][0])
+
+
+def test_posterior_draws(epoch_data):
+    from jaxscale import bayes
+
+    idata = bayes.sample("chinchilla", epoch_data, key=0, num_chains=2, num_warmup=200, num_samples=200, warn=False)
+    res = al.compute_optimal("chinchilla", idata, CHINCHILLA_C, level=0.9)
+    t = res.table
+    assert res.source == "posterior" and res.draws["N_opt"].shape == (400, 1)
+    # posterior summaries are medians of the draws (as bayes.derive reports them)
+    assert t["N_opt"][0] == pytest.approx(np.median(res.draws["N_opt"][:, 0]), rel=1e-12)
+    assert t["tokens_per_param_lo"][0] < t["tokens_per_param"][0] < t["tokens_per_param_hi"][0]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_errors():
+    with pytest.raises(al.AllocationError, match=r"C \(compute budget\) must be finite and > 0.*-1"):
+        al.compute_optimal("chinchilla", EPOCH, [1e21, -1.0])
+    with pytest.raises(al.AllocationError, match=r"C \(compute budget\) must be finite and > 0"):
+        al.compute_optimal("chinchilla", EPOCH, 0.0)
+    power = dict(E=1.7, A=400.0, alpha=0.3)
+    with pytest.raises(al.AllocationError, match=r"exactly the covariates \['N', 'D'\].*qualify: .*chinchilla.*kaplan"):
+        al.compute_optimal("power", power, 1e21)
+    with pytest.raises(al.AllocationError, match="cannot be reached at any size"):
+        al.inference_optimal("chinchilla", EPOCH, 1.8, 1e12)
+    with pytest.raises(al.AllocationError, match="inference_tokens must be finite and >= 0"):
+        al.inference_optimal("chinchilla", EPOCH, 2.0, -1.0)
+    with pytest.raises(al.AllocationError, match=r"needs a law of exactly the covariates \['N', 'D', 'U'\]"):
+        al.data_constrained_optimal("chinchilla", EPOCH, 1e21, 1e10)
+    with pytest.raises(al.AllocationError, match="level must be in"):
+        al.compute_optimal("chinchilla", EPOCH, 1e21, level=1.5)
+    with pytest.raises(LawError, match="lacks parameters"):
+        al.compute_optimal("chinchilla", dict(E=1.7), 1e21)
+    with pytest.raises(LawError, match="needs law="):
+        al.compute_optimal(None, EPOCH, 1e21)
+    with pytest.raises(al.AllocationError, match="closed form is for 'chinchilla' only"):
+        al.compute_optimal("kaplan", KAPLAN, 1e21, solver="closed_form")
+    assert issubclass(al.AllocationError, JaxscaleError)
+
+
+def test_law_argument_must_match_the_fit():
+    fit = jaxscale.fit("chinchilla", jaxscale.demo_data(), starts=32, key=0)
+    with pytest.raises(LawError, match="does not match the fit's law"):
+        al.compute_optimal("kaplan", fit, 1e21)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_allocate_from_fit_and_bootstrap_json(shared_data, tmp_path, capsys):
+    csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
+    cols = ["--col", "N=Model Size", "--col", "C=Training FLOP", "--col", "loss=loss", "--drop-top-loss", "5"]
+    assert main(["fit", str(csv), *cols, "--starts", "64", "--json", str(tmp_path / "fit.json")]) == 0
+    assert main(["bootstrap", str(csv), *cols, "-n", "100", "--starts", "warm",
+                 "--json", str(tmp_path / "boot.json")]) == 0
+    capsys.readouterr()
+    assert main(["allocate", "--fit", str(tmp_path / "fit.json"), "--compute", "1e22", "5.88e23",
+                 "--json", str(tmp_path / "a.json")]) == 0
+    out = json.loads((tmp_path / "a.json").read_text())
+    assert [r["compute"] for r in out["records"]] == [1e22, 5.88e23]
+    assert {"compute", "N_opt", "D_opt", "L_opt", "tokens_per_param"} <= set(out["records"][0])
+    assert "intervals" not in out["records"][0]
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    expect = al.compute_optimal("chinchilla", fit["params"], 5.88e23).table
+    assert out["records"][1]["tokens_per_param"] == pytest.approx(expect["tokens_per_param"][0], rel=1e-12)
+    assert main(["allocate", "--fit", str(tmp_path / "boot.json"), "--compute", "5.88e23", "--level", "0.8",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "100 draws (bootstrap)" in printed and "80% interval" in printed
+    rec = json.loads((tmp_path / "b.json").read_text())["records"][0]
+    lo, hi = rec["intervals"]["tokens_per_param"]
+    assert lo < rec["tokens_per_param"] < hi
+    assert main(["allocate", "--fit", str(tmp_path / "fit.json"), "--compute", "1e22",
+                 "--inference-tokens", "1e13"]) == 0
+    assert "overtraining_ratio" in capsys.readouterr().out
+
+
+def test_cli_allocate_errors_are_one_line(tmp_path, capsys):
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps({"law": "chinchilla", "params": EPOCH}))
+    assert main(["allocate", "--fit", str(path), "--compute", "1e22", "--unique-tokens", "1e10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "['N', 'D', 'U']" in err
+    assert main(["allocate", "--fit", str(tmp_path / "missing.json"), "--compute", "1e22"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["allocate", "--fit", str(path), "--compute", "0"]) == 2
+    assert "must be finite and > 0" in capsys.readouterr().err
