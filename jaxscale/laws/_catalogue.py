@@ -332,7 +332,14 @@ def _sigmoid_log_predict(theta, logx):
     return jnp.log(floor + (ceiling - floor) * s)
 
 
-def sigmoid(resource: str = "C") -> Law:
+def _sigmoid_decreasing_log_predict(theta, logx):
+    logit_floor, logit_ceiling, log_k, log_x0 = theta
+    floor, ceiling = jax.nn.sigmoid(logit_floor), jax.nn.sigmoid(logit_ceiling)
+    s = jax.nn.sigmoid(jnp.exp(log_k) * (log_x0 - logx[0]))
+    return jnp.log(floor + (ceiling - floor) * s)
+
+
+def sigmoid(resource: str = "C", decreasing: bool = False) -> Law:
     r"""Sigmoid law for downstream accuracy that saturates (e.g. Ruan et al. 2024).
 
     .. math::
@@ -345,10 +352,25 @@ def sigmoid(resource: str = "C") -> Law:
     the resource and ``x0`` the midpoint. The target column holds the score
     (e.g. accuracy in (0, 1]).
 
+    ``decreasing=True`` flips the slope, for a score that falls as the
+    resource grows (accuracy against the model's *loss*, passed as ``x``):
+
+    .. math::
+        \mathrm{acc}(L) = \mathrm{floor} + (\mathrm{ceiling} - \mathrm{floor})\,
+        \sigma\!\left(k (\log x_0 - \log L)\right)
+
+    where ``x0`` is the loss at the midpoint and ``k`` the slope per e-fold of
+    loss. Over the loss range of a benchmark study (say 2 to 4 nats) this is
+    close to the sigmoid linear in loss of Bhagia et al. (2024). Its start grid
+    and default priors are set for a loss-like ``x`` (``x0`` near 3, steeper
+    ``k``); the increasing law is unchanged.
+
     References
     ----------
     Ruan, Maddison, Hashimoto (2024), *Observational Scaling Laws*,
-    arXiv:2405.10938; Gadre et al. (2024), arXiv:2403.08540.
+    arXiv:2405.10938; Gadre et al. (2024), arXiv:2403.08540; Bhagia et al.
+    (2024), *Establishing Task Scaling Laws via Compute-Efficient Model
+    Ladders*, arXiv:2412.04403.
 
     Examples
     --------
@@ -357,8 +379,16 @@ def sigmoid(resource: str = "C") -> Law:
     >>> p = dict(floor=0.25, ceiling=0.9, k=1.0, x0=1e22)
     >>> round(float(law.predict(p, C=1e22)), 3)
     0.575
+    >>> by_loss = jaxscale.laws.get("sigmoid", resource="x", decreasing=True)
+    >>> p = dict(floor=0.25, ceiling=0.9, k=5.0, x0=3.0)
+    >>> [round(float(a), 3) for a in by_loss.predict(p, x=[2.5, 3.0, 3.5])]
+    [0.714, 0.575, 0.456]
     """
     resource = _check_resource(resource)
+    if not isinstance(decreasing, (bool, np.bool_)):
+        raise LawError(f"sigmoid: decreasing must be True or False; got {decreasing!r}.")
+    if decreasing:
+        return _sigmoid_decreasing(resource)
 
     def starts(logx, logy):
         lx = logx[:, 0]
@@ -387,6 +417,42 @@ def sigmoid(resource: str = "C") -> Law:
         reference="Ruan et al. 2024, arXiv:2405.10938; Gadre et al. 2024, arXiv:2403.08540",
         starts_fn=starts,
         options=(("resource", resource),),
+    )
+
+
+def _sigmoid_decreasing(resource: str) -> Law:
+    def starts(logx, logy):
+        lx = logx[:, 0]
+        y = np.exp(logy)
+        lo, hi = float(np.clip(y.min(), 1e-3, 0.99)), float(np.clip(y.max(), 0.01, 0.999))
+        logit = lambda v: float(np.log(v) - np.log1p(-v))  # noqa: E731
+        # k per e-fold of x: a loss spans a fraction of an e-fold, so scale the
+        # slopes by the data's log range (k * span from 1 to 12: gentle to sharp).
+        span = max(float(np.ptp(lx)), 1e-3)
+        rows = []
+        for fl in (0.5 * lo, 0.9 * lo):
+            for ce in (min(0.999, hi * 1.02), min(0.999, 0.5 * (hi + 1.0))):
+                for c in (1.0, 4.0, 12.0):
+                    for q in np.quantile(lx, (0.25, 0.5, 0.75)):
+                        rows.append([logit(fl), logit(ce), np.log(c / span), q])
+        return np.array(rows)
+
+    return Law(
+        name="sigmoid",
+        log_predict=_sigmoid_decreasing_log_predict,
+        params=(
+            Param("floor", "logit", (-2.0,), prior=(-1.5, 1.5)),
+            Param("ceiling", "logit", (2.0,), prior=(1.5, 1.5)),
+            # k per e-fold of a loss: ~10 takes accuracy from floor to ceiling between losses 4 and 2.
+            Param("k", "log", (float(np.log(5.0)),), positive=True, prior=(float(np.log(5.0)), 1.5), kind="exponent"),
+            # x0: the midpoint loss, median 3 nats, 95% in (0.4, 22).
+            Param("x0", "log", (float(np.log(3.0)),), positive=True, prior=(float(np.log(3.0)), 1.0)),
+        ),
+        covariates=(resource,),
+        formula=f"acc = floor + (ceiling - floor) * sigmoid(k (log x0 - log {resource}))",
+        reference="Ruan et al. 2024, arXiv:2405.10938; Bhagia et al. 2024, arXiv:2412.04403",
+        starts_fn=starts,
+        options=(("resource", resource), ("decreasing", True)),
     )
 
 
