@@ -389,20 +389,6 @@ def sigmoid(resource: str = "C", decreasing: bool = False) -> Law:
         raise LawError(f"sigmoid: decreasing must be True or False; got {decreasing!r}.")
     if decreasing:
         return _sigmoid_decreasing(resource)
-
-    def starts(logx, logy):
-        lx = logx[:, 0]
-        y = np.exp(logy)
-        lo, hi = float(np.clip(y.min(), 1e-3, 0.99)), float(np.clip(y.max(), 0.01, 0.999))
-        logit = lambda v: float(np.log(v) - np.log1p(-v))  # noqa: E731
-        rows = []
-        for fl in (0.5 * lo, 0.9 * lo):
-            for ce in (min(0.999, hi * 1.02), min(0.999, 0.5 * (hi + 1.0))):
-                for k in (0.3, 1.0, 3.0):
-                    for q in np.quantile(lx, (0.25, 0.5, 0.75)):
-                        rows.append([logit(fl), logit(ce), np.log(k), q])
-        return np.array(rows)
-
     return Law(
         name="sigmoid",
         log_predict=_sigmoid_log_predict,
@@ -415,28 +401,37 @@ def sigmoid(resource: str = "C", decreasing: bool = False) -> Law:
         covariates=(resource,),
         formula=f"acc = floor + (ceiling - floor) * sigmoid(k (log {resource} - log x0))",
         reference="Ruan et al. 2024, arXiv:2405.10938; Gadre et al. 2024, arXiv:2403.08540",
-        starts_fn=starts,
+        starts_fn=_sigmoid_starts,
         options=(("resource", resource),),
     )
 
 
-def _sigmoid_decreasing(resource: str) -> Law:
-    def starts(logx, logy):
-        lx = logx[:, 0]
-        y = np.exp(logy)
-        lo, hi = float(np.clip(y.min(), 1e-3, 0.99)), float(np.clip(y.max(), 0.01, 0.999))
-        logit = lambda v: float(np.log(v) - np.log1p(-v))  # noqa: E731
-        # k per e-fold of x: a loss spans a fraction of an e-fold, so scale the
-        # slopes by the data's log range (k * span from 1 to 12: gentle to sharp).
-        span = max(float(np.ptp(lx)), 1e-3)
-        rows = []
-        for fl in (0.5 * lo, 0.9 * lo):
-            for ce in (min(0.999, hi * 1.02), min(0.999, 0.5 * (hi + 1.0))):
-                for c in (1.0, 4.0, 12.0):
-                    for q in np.quantile(lx, (0.25, 0.5, 0.75)):
-                        rows.append([logit(fl), logit(ce), np.log(c / span), q])
-        return np.array(rows)
+def _sigmoid_start_rows(logx, logy, slopes):
+    lx = logx[:, 0]
+    y = np.exp(logy)
+    lo, hi = float(np.clip(y.min(), 1e-3, 0.99)), float(np.clip(y.max(), 0.01, 0.999))
+    rows = []
+    for fl in (0.5 * lo, 0.9 * lo):
+        for ce in (min(0.999, hi * 1.02), min(0.999, 0.5 * (hi + 1.0))):
+            for k in slopes:
+                for q in np.quantile(lx, (0.25, 0.5, 0.75)):
+                    rows.append([np.log(fl) - np.log1p(-fl), np.log(ce) - np.log1p(-ce), np.log(k), q])
+    return np.array(rows)
 
+
+# Module-level (not closures) so that two sigmoid laws built alike compare equal and share compiled solvers.
+def _sigmoid_starts(logx, logy):
+    return _sigmoid_start_rows(logx, logy, (0.3, 1.0, 3.0))
+
+
+def _sigmoid_decreasing_starts(logx, logy):
+    # k per e-fold of x: a loss spans a fraction of an e-fold, so scale the
+    # slopes by the data's log range (k * span from 1 to 12: gentle to sharp).
+    span = max(float(np.ptp(logx[:, 0])), 1e-3)
+    return _sigmoid_start_rows(logx, logy, (1.0 / span, 4.0 / span, 12.0 / span))
+
+
+def _sigmoid_decreasing(resource: str) -> Law:
     return Law(
         name="sigmoid",
         log_predict=_sigmoid_decreasing_log_predict,
@@ -451,7 +446,7 @@ def _sigmoid_decreasing(resource: str) -> Law:
         covariates=(resource,),
         formula=f"acc = floor + (ceiling - floor) * sigmoid(k (log x0 - log {resource}))",
         reference="Ruan et al. 2024, arXiv:2405.10938; Bhagia et al. 2024, arXiv:2412.04403",
-        starts_fn=starts,
+        starts_fn=_sigmoid_decreasing_starts,
         options=(("resource", resource), ("decreasing", True)),
     )
 
