@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data-constrained: U unique tokens (law data_constrained)")
     a.add_argument("--level", type=float, default=0.9, help="interval level when the fit has draws (default 0.9)")
     a.add_argument("--json", metavar="OUT", help="write one record per budget as JSON to OUT")
+
+    from jaxscale.forecast import add_backtest_parser
+
+    add_backtest_parser(sub)
     return p
 
 
@@ -334,6 +338,12 @@ def _allocate(args) -> int:
     return 0
 
 
+def _backtest(args) -> int:
+    from jaxscale.forecast import cli_backtest
+
+    return cli_backtest(args)
+
+
 def _laws(args) -> int:
     import jaxscale
 
@@ -355,7 +365,7 @@ def main(argv=None) -> int:
         set_host_device_count()
     try:
         commands = {"fit": _fit, "bootstrap": _bootstrap, "bayes": _bayes, "demo": _demo, "laws": _laws,
-                    "allocate": _allocate}
+                    "allocate": _allocate, "backtest": _backtest}
         return commands[args.command](args)
     except JaxscaleError as e:
         print(f"jaxscale: error: {e}", file=sys.stderr)
