@@ -18,9 +18,17 @@ from jaxscale.fit import FitResult, fit, objective
 from jaxscale import derived
 from jaxscale.uncertainty import BootstrapResult, Derived, bootstrap
 from jaxscale.hypothesis import HypothesisTest, chi2_test, lr_test
+from jaxscale import allocate, downstream, isoflop
+from jaxscale.forecast import BacktestResult, Forecast, backtest
 
 __all__ = [
+    "BacktestResult",
     "BootstrapResult",
+    "Forecast",
+    "allocate",
+    "backtest",
+    "downstream",
+    "isoflop",
     "Derived",
     "DerivedError",
     "HypothesisTest",
