@@ -63,6 +63,16 @@ def _check_params(law: Law, params: Mapping[str, Any], what: str) -> dict[str, f
     return out
 
 
+def _matching(found: Law, wanted, where: str) -> Law:
+    """The law a fit was made with; an error if the caller expects another."""
+    if wanted is not None:
+        w = get(wanted)
+        if w.name != found.name or dict(w.options) != dict(found.options):
+            raise LawError(f"{where} holds a fit of law {found.name!r} (options {dict(found.options)}), "
+                           f"not {w.name!r} (options {dict(w.options)}).")
+    return found
+
+
 def _from_json(path: str, law) -> ParamSource:
     try:
         with open(path) as fh:
@@ -74,7 +84,7 @@ def _from_json(path: str, law) -> ParamSource:
         raise LawError(f"{path}: expected the JSON written by `jaxscale fit` or `jaxscale bootstrap` "
                        f"(with 'law' and 'params'); got keys {sorted(doc) if isinstance(doc, dict) else type(doc)}.")
     options = doc.get("settings", {}).get("law_options", {}) or {}
-    law = get(law) if law is not None else get(doc["law"], **options)
+    law = _matching(get(doc["law"], **options), law, path)
     params = doc["params"]
     if all(isinstance(v, Mapping) for v in params.values()):  # bootstrap JSON
         point = _check_params(law, {k: v["estimate"] for k, v in params.items()}, path)
@@ -95,16 +105,21 @@ def param_source(fit, law: str | Law | None = None) -> ParamSource:
     :func:`jaxscale.bayes.sample`, a dict of natural parameters (then ``law``
     is required), or a path to a JSON file written by ``jaxscale fit --json``
     / ``jaxscale bootstrap --json`` or a netCDF file written by
-    ``jaxscale bayes --out``.
+    ``jaxscale bayes --out``. The law is always the one the fit was made
+    with; passing ``law`` checks it (a mismatch is a :class:`LawError`),
+    except for a dict of parameters, which needs it.
     """
     from jaxscale.fit import FitResult
     from jaxscale.uncertainty import BootstrapResult
 
     if isinstance(fit, ParamSource):
+        _matching(fit.law, law, "this ParamSource")
         return fit
     if isinstance(fit, FitResult):
+        _matching(fit.law, law, "this FitResult")
         return ParamSource(fit.law, dict(fit.params), None, "fit", fit.fingerprint)
     if isinstance(fit, BootstrapResult):
+        _matching(fit.law, law, "this BootstrapResult")
         return ParamSource(fit.law, dict(fit.point.params), fit.draws[list(fit.law.param_names)].reset_index(drop=True),
                            "bootstrap", fit.point.fingerprint)
     if isinstance(fit, (str, os.PathLike)):
@@ -119,7 +134,7 @@ def param_source(fit, law: str | Law | None = None) -> ParamSource:
     if hasattr(fit, "posterior") and hasattr(fit, "groups"):
         from jaxscale.bayes._infer import _param_draws, law_of
 
-        lw = law_of(fit, law)
+        lw = _matching(law_of(fit), law, "this posterior")
         draws = _param_draws(fit, lw)
         return ParamSource(lw, {k: float(v) for k, v in draws.median().items()}, draws, "posterior",
                            fit.posterior.attrs.get("data_fingerprint"))

@@ -149,7 +149,7 @@ def _compute_optimal_one(law: Law, closed_form: bool):
     def solve(theta, log_ck):
         if closed_form:
             log_n, log_d = _chinchilla_closed_form(theta, log_ck)
-            ok = jnp.isfinite(log_n)
+            ok = jnp.isfinite(log_n) & (log_n > 0.0) & (log_d > 0.0)  # the same range the line search uses
         else:
             f = lambda u: law.log_predict(theta, logx(u, log_ck - u))
             log_n, ok = line_optimum(f, 0.0, log_ck)
@@ -167,9 +167,17 @@ def _compute_optimal_one(law: Law, closed_form: bool):
 class Allocation:
     """Allocation table(s) with intervals from draws.
 
-    ``table``: one row per budget (or target), the point estimate of each
+    ``table``: one row per budget (or target), the estimate of each
     quantity and, where draws exist, ``<name>_lo`` / ``<name>_hi`` (central
-    ``level`` interval over the successful draws) and ``n_failed``.
+    ``level`` interval over the successful draws) and ``n_failed``. The
+    estimate is the value at the fit's parameters for a point fit or a
+    bootstrap (the full-data fit), and the median of each quantity's draws for
+    a posterior (as :func:`jaxscale.bayes.derive`; so there
+    ``tokens_per_param`` need not equal ``D_opt / N_opt`` exactly).
+
+    >>> a = compute_optimal("chinchilla", dict(E=1.82, A=482.0, B=2085.0, alpha=0.348, beta=0.366), [1e22, 1e24])
+    >>> [round(r["tokens_per_param"], 1) for r in a.to_dict()["records"]]
+    [20.3, 18.1]
     ``draws``: ``{name: (n_draws, n_rows) array}`` (NaN where a draw failed),
     or ``None`` for a point fit.
     """
@@ -186,10 +194,11 @@ class Allocation:
         """JSON-ready: one record per row with the point values and ``intervals`` where draws exist."""
         names = [c for c in self.table.columns if not c.endswith(("_lo", "_hi")) and c != "n_failed"]
         records = []
+        num = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731  (JSON has no NaN: null)
         for _, row in self.table.iterrows():
-            rec = {k: float(row[k]) for k in names}
+            rec = {k: num(row[k]) for k in names}
             if self.draws is not None:
-                rec["intervals"] = {k: [float(row[f"{k}_lo"]), float(row[f"{k}_hi"])] for k in self.draws}
+                rec["intervals"] = {k: [num(row[f"{k}_lo"]), num(row[f"{k}_hi"])] for k in self.draws}
                 rec["n_failed"] = int(row["n_failed"])
             records.append(rec)
         return {"kind": self.kind, "law": self.law.name, "source": self.source, "level": self.level,
@@ -207,12 +216,23 @@ class Allocation:
 
 
 def _source(law, fit) -> ParamSource:
-    src = param_source(fit, law if law is not None else None)
-    if law is not None:
-        lw = get(law)
-        if lw.name != src.law.name or dict(lw.options) != dict(src.law.options):
-            raise LawError(f"law={lw.name!r} does not match the fit's law {src.law.name!r}.")
-    return src
+    return param_source(fit, law)
+
+
+def _broadcast(**arrays) -> list[np.ndarray]:
+    try:
+        return np.broadcast_arrays(*arrays.values())
+    except ValueError:
+        shapes = ", ".join(f"{k} has {np.shape(v)[0]} values" for k, v in arrays.items())
+        raise AllocationError(f"{' and '.join(arrays)} must have the same length (or one of them a single value); "
+                              f"{shapes}.") from None
+
+
+def _scalar(value, name: str) -> float:
+    arr = _positive(value, name)
+    if arr.size != 1:
+        raise AllocationError(f"{name} must be a single number; got {arr.size} values.")
+    return float(arr[0])
 
 
 def _thetas(src: ParamSource):
@@ -321,7 +341,7 @@ def compute_optimal(law, fit, C, flops_per_token: float = 6.0, *, level: float =
     """
     src = _source(law, fit)
     C = _positive(C, "C (compute budget)")
-    k = _positive(flops_per_token, "flops_per_token")[0]
+    k = _scalar(flops_per_token, "flops_per_token")
     level = _check_level(level)
     if solver not in ("auto", "closed_form", "numerical"):
         raise AllocationError(f"solver must be 'auto', 'closed_form' or 'numerical'; got {solver!r}.")
@@ -360,8 +380,8 @@ def overtraining(law, fit, N, D, flops_per_token: float = 6.0) -> pd.DataFrame:
     214
     """
     src = _source(law, fit)
-    N, D = np.broadcast_arrays(_positive(N, "N"), _positive(D, "D"))
-    k = _positive(flops_per_token, "flops_per_token")[0]
+    N, D = _broadcast(N=_positive(N, "N"), D=_positive(D, "D"))
+    k = _scalar(flops_per_token, "flops_per_token")
     C = k * N * D
     opt = compute_optimal(src.law, src.point, C, k).table
     L = src.law.predict(src.point, N=N, D=D)
@@ -386,10 +406,12 @@ def allocation_fn(law, C, quantity: str = "N_opt", flops_per_token: float = 6.0,
     2.344
     """
     lw = get(law)
+    if solver not in ("auto", "closed_form", "numerical"):
+        raise AllocationError(f"solver must be 'auto', 'closed_form' or 'numerical'; got {solver!r}.")
     names = ("N_opt", "D_opt", "L_opt", "tokens_per_param")
     if quantity not in names:
         raise AllocationError(f"quantity must be one of {list(names)}; got {quantity!r}.")
-    log_ck = jnp.log(jnp.asarray(_positive(C, "C (compute budget)")) / _positive(flops_per_token, "flops_per_token")[0])
+    log_ck = jnp.log(jnp.asarray(_positive(C, "C (compute budget)")) / _scalar(flops_per_token, "flops_per_token"))
     one = _compute_optimal_one(lw, lw.name == "chinchilla" and solver != "numerical")
 
     def fn(p):
@@ -470,12 +492,12 @@ def inference_optimal(law, fit, target_loss, inference_tokens, *, flops_per_toke
     (1.0, 254)
     """
     src = _source(law, fit)
-    target, tinf = np.broadcast_arrays(_positive(target_loss, "target_loss"),
-                                       np.atleast_1d(np.asarray(inference_tokens, dtype=float)))
+    target, tinf = _broadcast(target_loss=_positive(target_loss, "target_loss"),
+                              inference_tokens=np.atleast_1d(np.asarray(inference_tokens, dtype=float)))
     if not np.all(np.isfinite(tinf)) or np.any(tinf < 0):
         raise AllocationError(f"inference_tokens must be finite and >= 0; got {tinf.tolist()}.")
-    k = _positive(flops_per_token, "flops_per_token")[0]
-    k_inf = _positive(inference_flops_per_token, "inference_flops_per_token")[0]
+    k = _scalar(flops_per_token, "flops_per_token")
+    k_inf = _scalar(inference_flops_per_token, "inference_flops_per_token")
     level = _check_level(level)
     pt_theta, dr_theta = _thetas(src)
     logx = _covariate_fn(src.law, "inference_optimal")
@@ -558,8 +580,8 @@ def data_constrained_optimal(law, fit, C, unique_tokens, flops_per_token: float 
     9.5
     """
     src = _source(law, fit)
-    C, U = np.broadcast_arrays(_positive(C, "C (compute budget)"), _positive(unique_tokens, "unique_tokens"))
-    k = _positive(flops_per_token, "flops_per_token")[0]
+    C, U = _broadcast(C=_positive(C, "C (compute budget)"), unique_tokens=_positive(unique_tokens, "unique_tokens"))
+    k = _scalar(flops_per_token, "flops_per_token")
     level = _check_level(level)
     fn = _data_constrained_one(src.law)
     pt, dr = _batched(fn, *_thetas(src), jnp.log(C / k), jnp.log(U))

@@ -194,11 +194,20 @@ def test_failed_draws_are_flagged_not_fatal(boot):
     assert np.isfinite(t["N_opt_lo"][0]) and np.isfinite(t["N_opt_hi"][0])
 
 
-def test_posterior_draws(epoch_data):
+def test_posterior_draws(epoch_data, tmp_path, capsys):
     from jaxscale import bayes
 
     idata = bayes.sample("chinchilla", epoch_data, key=0, num_chains=2, num_warmup=200, num_samples=200, warn=False)
     res = al.compute_optimal("chinchilla", idata, CHINCHILLA_C, level=0.9)
+    # the netCDF route of `jaxscale allocate --fit posterior.nc` gives the same table
+    idata.to_netcdf(tmp_path / "post.nc")
+    assert main(["allocate", "--fit", str(tmp_path / "post.nc"), "--compute", str(CHINCHILLA_C),
+                 "--json", str(tmp_path / "p.json")]) == 0
+    assert "400 draws (posterior)" in capsys.readouterr().out
+    rec = json.loads((tmp_path / "p.json").read_text())["records"][0]
+    assert rec["N_opt"] == pytest.approx(float(res.table["N_opt"][0]), rel=1e-12)
+    with pytest.raises(LawError, match="holds a fit of law 'chinchilla'"):
+        al.compute_optimal("kaplan", idata, CHINCHILLA_C)
     t = res.table
     assert res.source == "posterior" and res.draws["N_opt"].shape == (400, 1)
     # posterior summaries are medians of the draws (as bayes.derive reports them)
@@ -234,10 +243,61 @@ def test_bad_input_errors():
     assert issubclass(al.AllocationError, JaxscaleError)
 
 
-def test_law_argument_must_match_the_fit():
+def test_law_argument_must_match_the_fit(tmp_path):
     fit = jaxscale.fit("chinchilla", jaxscale.demo_data(), starts=32, key=0)
-    with pytest.raises(LawError, match="does not match the fit's law"):
+    with pytest.raises(LawError, match="holds a fit of law 'chinchilla'"):
         al.compute_optimal("kaplan", fit, 1e21)
+    # A file's own law (with its options) wins; a different law= is an error, never a silent reinterpretation.
+    path = tmp_path / "dc.json"
+    path.write_text(json.dumps({"law": "data_constrained", "params": MUENNIGHOFF}))
+    with pytest.raises(LawError, match="holds a fit of law 'data_constrained'"):
+        al.compute_optimal("chinchilla", str(path), 1e21)
+    assert jaxscale._draws.param_source(str(path)).law.name == "data_constrained"
+
+
+def test_numerical_solver_over_draws_and_failed_draws():
+    # kaplan has no closed form: the line search runs for every draw x budget.
+    rng = np.random.default_rng(0)
+    n = 64
+    draws = pd.DataFrame({k: v * np.exp(0.05 * rng.standard_normal(n)) for k, v in KAPLAN.items()})
+    src = jaxscale._draws.ParamSource(jaxscale.laws.get("kaplan"), KAPLAN, draws, "bootstrap")
+    res = al.compute_optimal(None, src, [1e20, 1e22])
+    one = al.compute_optimal("kaplan", {k: float(draws[k][5]) for k in KAPLAN}, [1e20, 1e22]).table
+    np.testing.assert_allclose(res.draws["N_opt"][5], one["N_opt"], rtol=1e-12)  # each draw solved on its own
+    assert (res.table["n_failed"] == 0).all()
+    # A draw whose loss grows with N (alpha < 0) has no interior optimum (it is at N = 1): flagged, the rest kept.
+    chin = jaxscale.laws.get("chinchilla")
+    d = pd.DataFrame([EPOCH] * 8)
+    d.loc[3, "alpha"] = -0.1
+    src = jaxscale._draws.ParamSource(chin, EPOCH, d, "bootstrap")
+    for solver in ("closed_form", "numerical"):
+        with pytest.warns(RuntimeWarning, match="1 of 8 draws"):
+            r = al.compute_optimal(None, src, 1e22, solver=solver)
+        assert int(r.table["n_failed"][0]) == 1 and np.isnan(r.draws["N_opt"][3, 0])
+        assert r.table["N_opt_lo"][0] == pytest.approx(r.table["N_opt"][0], rel=1e-9)  # the other 7 are EPOCH
+        rec = r.to_dict()["records"][0]
+        assert rec["n_failed"] == 1 and json.loads(r.to_json())["records"][0]["N_opt"] == rec["N_opt"]
+
+
+def test_data_constrained_over_draws():
+    draws = pd.DataFrame([MUENNIGHOFF] * 4)
+    draws["R_D"] = [5.0, 10.0, 15.387756, 30.0]
+    src = jaxscale._draws.ParamSource(jaxscale.laws.get("data_constrained"), MUENNIGHOFF, draws, "bootstrap")
+    res = al.data_constrained_optimal(None, src, 1e22, 25e9)
+    # more value from repeated data (larger R_D) -> more epochs are worth it
+    assert np.all(np.diff(res.draws["epochs"][:, 0]) > 0)
+    assert res.draws["epochs"][2, 0] == pytest.approx(res.table["epochs"][0], rel=1e-9)
+
+
+def test_mismatched_lengths_are_named():
+    with pytest.raises(al.AllocationError, match="C and unique_tokens must have the same length"):
+        al.data_constrained_optimal("data_constrained", MUENNIGHOFF, [1e21, 1e22], [1e9, 1e10, 1e11])
+    with pytest.raises(al.AllocationError, match="N and D must have the same length"):
+        al.overtraining("chinchilla", EPOCH, N=[1e9, 2e9], D=[1e10, 2e10, 3e10])
+    with pytest.raises(al.AllocationError, match="flops_per_token must be a single number"):
+        al.compute_optimal("chinchilla", EPOCH, 1e21, flops_per_token=[6, 8])
+    with pytest.raises(al.AllocationError, match="solver must be"):
+        al.allocation_fn("chinchilla", 1e21, solver="newton")
 
 
 # ----------------------------------------------------------------------------- CLI
