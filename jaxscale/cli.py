@@ -1,4 +1,4 @@
-"""Command line: ``jaxscale fit|bootstrap|bayes|allocate|backtest|demo|laws``.
+"""Command line: ``jaxscale fit|bootstrap|bayes|allocate|backtest|forecast|check|demo|laws``.
 
 Parses arguments, calls the library, prints a table and writes JSON. Errors
 are one line on stderr with a non-zero exit code, never a traceback.
@@ -155,9 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--level", type=float, default=0.9, help="interval level when the fit has draws (default 0.9)")
     a.add_argument("--json", metavar="OUT", help="write one record per budget as JSON to OUT")
 
-    from jaxscale.forecast import add_backtest_parser
+    from jaxscale.forecast import add_backtest_parser, add_check_parser, add_forecast_parser
 
     add_backtest_parser(sub)
+    add_forecast_parser(sub)
+    add_check_parser(sub)
     return p
 
 
@@ -344,6 +346,18 @@ def _backtest(args) -> int:
     return cli_backtest(args)
 
 
+def _forecast(args) -> int:
+    from jaxscale.forecast import cli_forecast
+
+    return cli_forecast(args)
+
+
+def _check(args) -> int:
+    from jaxscale.forecast import cli_check
+
+    return cli_check(args)
+
+
 def _laws(args) -> int:
     import jaxscale
 
@@ -365,7 +379,7 @@ def main(argv=None) -> int:
         set_host_device_count()
     try:
         commands = {"fit": _fit, "bootstrap": _bootstrap, "bayes": _bayes, "demo": _demo, "laws": _laws,
-                    "allocate": _allocate, "backtest": _backtest}
+                    "allocate": _allocate, "backtest": _backtest, "forecast": _forecast, "check": _check}
         return commands[args.command](args)
     except JaxscaleError as e:
         print(f"jaxscale: error: {e}", file=sys.stderr)

@@ -19,7 +19,9 @@ are fitted; every score is then computed on the natural scale):
 * ``method="fit"``: the fit's prediction plus each of the training fit's log
   residuals, scaled by ``sqrt(n / (n - p))`` (``p`` free parameters) because
   in-sample residuals are smaller than out-of-sample errors. One predictive
-  draw per training point; no parameter uncertainty.
+  draw per training point; no parameter uncertainty. Needs more training
+  points than free parameters (``n > p``: at ``n == p`` the fit interpolates
+  and the residual "interval" would be the point), as does ``bootstrap``.
 * ``method="bootstrap"``: each bootstrap replicate's prediction plus one
   resampled (scaled) training log residual per replicate and point -- a
   bootstrap *predictive* interval, parameter uncertainty and noise together
@@ -31,6 +33,8 @@ are fitted; every score is then computed on the natural scale):
   ``pred_hi`` of :func:`jaxscale.bayes.predict` (the noise is drawn here with
   NumPy, so the two agree up to Monte-Carlo error). The point forecast is the
   posterior median of the law's value, exactly ``bayes.predict``'s ``median``.
+  The noise scale is sampled (its prior carries it when the data cannot), so
+  ``n == p`` training points are enough here.
 
 Scores per held-out point: ``rel_error = (predicted - actual) / actual``; the
 central ``level`` interval ``[lo, hi]`` of the predictive draws and whether it
@@ -40,6 +44,14 @@ losses of ``lo`` at level ``(1 - level) / 2`` and of ``hi`` at
 empirical predictive distribution, ``E|X - y| - E|X - X'| / 2`` (Gneiting &
 Raftery 2007). Pinball and CRPS are in the target's units; CRPS reduces to the
 absolute error for a point forecast.
+
+Files: :meth:`Forecast.to_json` writes everything :meth:`Forecast.load` needs
+(every predictive draw, so a loaded forecast re-scores exactly);
+:meth:`BacktestResult.to_json` writes the scores plus the forecast with at
+most ``BACKTEST_SAMPLES`` draws per point, and loads as a forecast too. On the
+command line: ``jaxscale forecast RUNS.csv --at N=7e10,D=1.4e12 --out
+forecast.json`` before the runs, ``jaxscale check forecast.json DONE.csv``
+after them; ``jaxscale backtest`` does both on data in hand.
 
 >>> import numpy as np
 >>> from jaxscale.forecast import backtest
@@ -78,6 +90,10 @@ from jaxscale.laws import Law, get
 METHODS = ("fit", "bootstrap", "bayes")
 FORECAST_FORMAT = "jaxscale.forecast/1"
 BACKTEST_FORMAT = "jaxscale.backtest/1"
+#: Most predictive draws per point a backtest's JSON keeps (evenly thinned beyond): every draw of a ``fit`` forecast
+#: (one per training point) or a default ``bootstrap`` one (200), 1000 of a default ``bayes`` one's 4000. At ~20
+#: bytes a draw that is at most ~20 kB per held-out point.
+BACKTEST_SAMPLES = 1000
 #: Relative tolerance for matching an actual run to a forecast point by its covariates.
 MATCH_RTOL = 1e-9
 _ROLE_KEYS = set(COVARIATE_KEYS) | set(LABEL_KEYS) | {"loss", "score", "y"}
@@ -170,11 +186,36 @@ def _n_free(law: Law, method: str, kwargs: Mapping[str, Any]) -> int:
     return n + (1 if method != "bayes" and kwargs.get("objective") == "likelihood" else 0)
 
 
-def _check_counts(split, desc, law, n_train, n_test, n_free, need_test: bool = True) -> None:
+def _min_train(n_free: int, method: str) -> int:
+    """Fewest training points a method can forecast from.
+
+    ``fit`` and ``bootstrap`` build the predictive noise from the training fit's residuals, rescaled by
+    ``sqrt(n / (n - p))``: that needs ``n > p``, at least one residual degree of freedom (at ``n == p`` the fit
+    interpolates, every residual is ~0 and the "interval" would be the point). ``bayes`` samples the noise scale
+    ``sigma`` (its prior carries it when the data cannot), so ``n == p`` still gives a proper predictive interval.
+    """
+    return n_free if method == "bayes" else n_free + 1
+
+
+def _too_few(n_train: int, n_free: int, law: Law, method: str) -> str:
+    """The shared tail of the too-few-training-points message, or ``""`` when there are enough."""
+    if method not in METHODS:  # before counting: the rule depends on the method
+        raise FitError(f"method must be one of {list(METHODS)}; got {method!r}.")
+    need = _min_train(n_free, method)
+    if n_train >= need:
+        return ""
+    if method == "bayes":
+        return (f"law {law.name!r} has {n_free} free parameter(s), so at least {need} training points are needed "
+                f"(method='bayes').")
+    return (f"law {law.name!r} has {n_free} free parameter(s), and method={method!r} builds its predictive interval "
+            f"from the training residuals, which needs at least one residual degree of freedom: at least {need} "
+            f"training points (more than {n_free}).")
+
+
+def _check_counts(split, desc, law, n_train, n_test, n_free, method: str, need_test: bool = True) -> None:
     shown = desc.get("cutoff", split) if desc["kind"] != "mask" else "the mask"
-    if n_train < n_free:
-        raise DataError(f"split={shown!r} leaves {n_train} training point(s) ({desc['rule']}); law {law.name!r} has "
-                        f"{n_free} free parameter(s), so at least {n_free} training points are needed.")
+    if tail := _too_few(n_train, n_free, law, method):
+        raise DataError(f"split={shown!r} leaves {n_train} training point(s) ({desc['rule']}); {tail}")
     if need_test and n_test == 0:
         raise DataError(f"split={shown!r} holds out no points: all {n_train} are training points ({desc['rule']}); "
                         f"at least 1 held-out point is needed to score a forecast.")
@@ -279,7 +320,10 @@ def _scaled_residuals(law: Law, theta: np.ndarray, data: ScalingData, n_free: in
     logx, logy = data.design(law.covariates, law.name)
     resid = logy - _log_predict(law, theta, logx)[0]
     n = len(resid)
-    return resid * (math.sqrt(n / (n - n_free)) if n > n_free else 1.0)
+    if n <= n_free:  # _check_counts / forecast() reject this first; never fall back to an unscaled, ~0 residual
+        raise FitError(f"{n} training point(s) for {n_free} free parameter(s): residual-based predictive intervals "
+                       f"need at least one residual degree of freedom (more than {n_free} points).")
+    return resid * math.sqrt(n / (n - n_free))
 
 
 def _json_safe(value):
@@ -294,6 +338,36 @@ def _json_safe(value):
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def _thin(n: int, samples: bool | int) -> np.ndarray:
+    """Indices of the draws to store: all (``True``, or ``samples >= n``) or ``samples`` evenly spaced ones."""
+    if samples is True:
+        return np.arange(n)
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise DataError(f"samples must be True, False or an integer >= 2 (the most draws to store); got {samples!r}.")
+    if samples >= n:
+        return np.arange(n)
+    return (np.arange(samples) * (n - 1)) // (samples - 1)  # exact integers: 0 and n - 1 included, no repeats
+
+
+def _dumps(value, level: int = 0) -> str:
+    """JSON indented like ``json.dumps(indent=1)``, but a list of numbers stays on one line (draws stay compact)."""
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(str(k))}: {_dumps(v, level + 1)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
+        return "[\n" + ",\n".join(inner + _dumps(v, level + 1) for v in value) + "\n" + pad + "]"
+    return json.dumps(value)
+
+
+def _write_json(doc: dict[str, Any], path: str | os.PathLike | None) -> str:
+    text = _dumps(doc)
+    if path is not None:
+        with open(path, "w") as fh:
+            fh.write(text + "\n")
+    return text
 
 
 def _predictive(law: Law, train: ScalingData, points: pd.DataFrame, method: str, key, resamples: int,
@@ -489,8 +563,12 @@ class Forecast:
             (in forecast order), or data (:class:`ScalingData`, DataFrame, CSV
             path or dict of arrays; ``**columns`` maps roles to columns) whose
             rows are matched to forecast points by the law's covariates
-            (relative tolerance ``MATCH_RTOL``). Rows matching no forecast
-            point are not scored and are counted in ``summary["n_unmatched_rows"]``.
+            (relative tolerance ``MATCH_RTOL``). A missing ``D`` (or ``C``) is
+            derived from ``C = k N D`` with the forecast's own ``k``
+            (``provenance["flops_per_token"]``) unless ``flops_per_token=`` is
+            given. Rows matching no forecast point are not scored: they are
+            counted in ``summary["n_unmatched_rows"]`` and a ``UserWarning``
+            says how many.
         missing
             ``"error"`` (default): every forecast point needs exactly one actual
             value. ``"skip"``: forecast points without one are left out of the
@@ -500,6 +578,36 @@ class Forecast:
         -------
         BacktestResult
             The same table and summary :func:`backtest` gives.
+
+        Examples
+        --------
+        Forecast the two largest budgets of the demo data from the six smaller
+        ones, then score the forecast once "the runs are done":
+
+        >>> import warnings, jaxscale
+        >>> from jaxscale.forecast import forecast
+        >>> data = jaxscale.demo_data()
+        >>> done = data.subset(data.covariates["C"] > 1.1e21)  # the 24 runs to come
+        >>> at = {"N": done.covariates["N"], "C": done.covariates["C"]}  # the planned sizes and budgets
+        >>> fc = forecast("chinchilla", data, split={"C": 1.1e21}, at=at, starts=64, key=0)
+        >>> res = fc.check(done)  # rows matched to forecast points by (N, D)
+        >>> res.summary["n_train"], res.summary["n_test"], int(res.table["covered"].sum())  # 20 of 24 inside 90%
+        (72, 24, 20)
+        >>> bool(res.summary["median_abs_rel_error"] < 0.02)
+        True
+        >>> res.table["row"].tolist()[:3] == done.rows[:3].tolist()
+        True
+
+        Rows that match no forecast point (here the 72 training runs) are not
+        scored, and a warning says so:
+
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     whole = fc.check(data)
+        >>> whole.summary["n_test"], whole.summary["n_unmatched_rows"]
+        (24, 72)
+        >>> print(caught[0].message)  # doctest: +ELLIPSIS
+        72 of 96 actual rows match no forecast point ...
         """
         if missing not in ("error", "skip"):
             raise DataError(f"missing must be 'error' or 'skip'; got {missing!r}.")
@@ -507,6 +615,9 @@ class Forecast:
         extra: dict[str, np.ndarray] = {}
         n_unmatched = 0
         if isinstance(actual, (ScalingData, pd.DataFrame, str, os.PathLike, Mapping)):
+            k = self.provenance.get("flops_per_token")
+            if not isinstance(actual, ScalingData) and "flops_per_token" not in columns and k is not None:
+                columns = {**columns, "flops_per_token": k}  # derive D (or C) as the forecast points were
             data = _coerce(actual, columns)[0]
             idx, n_unmatched = self._match(data)
             have = idx >= 0
@@ -551,6 +662,9 @@ class Forecast:
         summary["n_missing"] = int((~have).sum())
         if n_unmatched:
             summary["n_unmatched_rows"] = n_unmatched
+            warnings.warn(f"{n_unmatched} of {len(data)} actual rows match no forecast point (by "
+                          f"{', '.join(self.law.covariates)}, relative tolerance {MATCH_RTOL:g}) and were not scored; "
+                          f"summary['n_unmatched_rows'] counts them.", UserWarning, stacklevel=2)
         return BacktestResult(table, summary, self)
 
     def _match(self, data: ScalingData) -> tuple[np.ndarray, int]:
@@ -573,9 +687,11 @@ class Forecast:
             used |= hit.any(0)
         return idx, int((~used).sum())
 
-    def to_dict(self, samples: bool = True) -> dict[str, Any]:
-        """JSON-ready. With ``samples`` (default) the log predictive draws are included, so that
-        :meth:`load` + :meth:`check` reproduce every score exactly."""
+    def to_dict(self, samples: bool | int = True) -> dict[str, Any]:
+        """JSON-ready. ``samples``: ``True`` (default) includes every log predictive draw, so that :meth:`load` +
+        :meth:`check` reproduce every score exactly; an int ``k`` includes at most ``k`` draws per point (all of them
+        when there are no more; otherwise ``k`` evenly spaced ones, the first and last included, so scores agree
+        within the Monte-Carlo error of ``k`` draws); ``False`` none (a report, which :meth:`load` refuses)."""
         lo, hi = self.interval()
         out = {
             "format": FORECAST_FORMAT,
@@ -588,22 +704,50 @@ class Forecast:
             "lo": lo.tolist(),
             "hi": hi.tolist(),
             "provenance": _json_safe(self.provenance),
+            "n_draws": int(self.log_samples.shape[0]),
         }
-        if samples:
-            out["log_samples"] = self.log_samples.tolist()
+        if samples is not False:
+            draws = self.log_samples[_thin(self.log_samples.shape[0], samples)]
+            out["n_draws_stored"] = int(draws.shape[0])
+            out["log_samples"] = draws.tolist()
         return out
 
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """Serialise :meth:`to_dict`; write it to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=1)
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
-        return text
+    def to_json(self, path: str | os.PathLike | None = None, samples: bool | int = True) -> str:
+        """Serialise :meth:`to_dict` (every draw by default); write it to ``path`` if given.
+
+        Everything :meth:`load` needs is in it: the law and its options, the points, the point forecasts, the level,
+        the method, the provenance and the log predictive draws.
+        """
+        return _write_json(self.to_dict(samples=samples), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Forecast:
-        """Read a forecast written by :meth:`to_json`."""
+        """Read a forecast written by :meth:`to_json` (or the ``forecast`` of :meth:`BacktestResult.to_json`).
+
+        A forecast stored with fewer draws than it had (``to_json(samples=k)``; ``jaxscale backtest --json`` keeps at
+        most ``BACKTEST_SAMPLES``) loads with the stored draws, and its provenance gains
+        ``draws_stored = {"kept": k, "of": n}``.
+
+        Examples
+        --------
+        >>> import os, tempfile, jaxscale
+        >>> from jaxscale.forecast import Forecast, forecast
+        >>> data = jaxscale.demo_data()
+        >>> done = data.subset(data.covariates["C"] > 1.1e21)
+        >>> at = {"N": done.covariates["N"], "C": done.covariates["C"]}  # the planned sizes and budgets
+        >>> fc = forecast("chinchilla", data, split={"C": 1.1e21}, at=at, starts=64, key=0)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = fc.to_json(os.path.join(tmp, "forecast.json"))  # written before the runs
+        ...     loaded = Forecast.load(os.path.join(tmp, "forecast.json"))
+        >>> loaded
+        Forecast(chinchilla, fit: 24 points, 72 draws, made ...)
+        >>> bool((loaded.log_samples == fc.log_samples).all() and (loaded.predicted == fc.predicted).all())
+        True
+        >>> loaded.provenance["split"]["cutoff"], loaded.provenance["n_train"]
+        ({'C': 1.1e+21}, 72)
+        >>> loaded.check(done).summary == fc.check(done).summary  # scored after them: the same numbers
+        True
+        """
         path = os.fspath(path)
         if not os.path.exists(path):
             raise DataError(f"No such forecast file: {path!r}.")
@@ -612,12 +756,18 @@ class Forecast:
                 doc = json.load(fh)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e}); expected a file written by Forecast.to_json.") from None
+        if isinstance(doc, dict) and doc.get("format") == BACKTEST_FORMAT:
+            doc = doc.get("forecast")
         if not isinstance(doc, dict) or doc.get("format") != FORECAST_FORMAT:
-            raise DataError(f"{path}: not a jaxscale forecast (expected format {FORECAST_FORMAT!r}; "
-                            f"got {doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}).")
+            got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+            raise DataError(f"{path}: not a jaxscale forecast (expected format {FORECAST_FORMAT!r} or "
+                            f"{BACKTEST_FORMAT!r}; got {got!r}).")
         if "log_samples" not in doc:
             raise DataError(f"{path}: this forecast was written without its predictive draws (samples=False); "
                             f"it cannot be scored.")
+        missing = [k for k in ("law", "method", "level", "points", "predicted") if k not in doc]
+        if missing:
+            raise DataError(f"{path}: the forecast lacks {missing}; expected a file written by Forecast.to_json.")
         law = get(doc["law"], **doc.get("law_options", {}))
         points = pd.DataFrame({k: np.asarray(v, np.float64) for k, v in doc["points"].items()})
         samples = np.asarray(doc["log_samples"], np.float64)
@@ -625,7 +775,24 @@ class Forecast:
         if samples.ndim != 2 or samples.shape[1] != len(points) or predicted.shape != (len(points),):
             raise DataError(f"{path}: log_samples {samples.shape} and predicted {predicted.shape} do not match "
                             f"{len(points)} forecast points.")
-        return cls(law, points, predicted, samples, float(doc["level"]), doc["method"], doc.get("provenance", {}))
+        provenance = dict(doc.get("provenance", {}))
+        n_draws = doc.get("n_draws", samples.shape[0])
+        if samples.shape[0] < n_draws:
+            provenance["draws_stored"] = {"kept": int(samples.shape[0]), "of": int(n_draws)}
+        return cls(law, points, predicted, samples, float(doc["level"]), doc["method"], provenance)
+
+    def report(self, max_rows: int = 40) -> str:
+        """Readable header and :meth:`table` (first ``max_rows`` rows)."""
+        prov = self.provenance
+        lines = [f"law: {self.law.name}    {self.law.formula}",
+                 (f"method: {self.method}; split: {(prov.get('split') or {}).get('rule', 'n/a (all rows)')}; "
+                  f"{prov.get('n_train', '?')} training points; {self.log_samples.shape[0]} predictive draws; "
+                  f"{100 * self.level:g}% predictive interval [lo, hi]")]
+        with pd.option_context("display.width", 160, "display.max_columns", 30):
+            lines.append(self.table().head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+        if len(self.points) > max_rows:
+            lines.append(f"... {len(self.points) - max_rows} more points (all are in the JSON output)")
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return (f"Forecast({self.law.name}, {self.method}: {len(self.points)} points, {self.log_samples.shape[0]} "
@@ -661,18 +828,17 @@ class BacktestResult:
     def provenance(self) -> dict[str, Any]:
         return self.forecast.provenance
 
-    def to_dict(self, samples: bool = False) -> dict[str, Any]:
-        """JSON-ready: ``summary``, ``table`` (records) and ``forecast`` (without its draws unless ``samples``)."""
+    def to_dict(self, samples: bool | int = BACKTEST_SAMPLES) -> dict[str, Any]:
+        """JSON-ready: ``summary``, ``table`` (records) and ``forecast``, with at most ``samples`` of its predictive
+        draws per point (see :meth:`Forecast.to_dict`), so that :meth:`Forecast.load` can read it back."""
         records = [{k: _json_safe(v) for k, v in r.items()} for r in self.table.to_dict(orient="records")]
-        return {"format": BACKTEST_FORMAT, "summary": self.summary, "table": records,
+        return {"format": BACKTEST_FORMAT, "summary": _json_safe(self.summary), "table": records,
                 "forecast": self.forecast.to_dict(samples=samples)}
 
-    def to_json(self, path: str | os.PathLike | None = None, samples: bool = False) -> str:
-        text = json.dumps(self.to_dict(samples=samples), indent=1)
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
-        return text
+    def to_json(self, path: str | os.PathLike | None = None, samples: bool | int = BACKTEST_SAMPLES) -> str:
+        """Serialise :meth:`to_dict`; write it to ``path`` if given. :meth:`Forecast.load` reads its forecast
+        (exactly, when it has at most ``samples`` draws: every ``fit`` and default ``bootstrap`` forecast)."""
+        return _write_json(self.to_dict(samples=samples), path)
 
     def report(self, max_rows: int = 40) -> str:
         """Readable table (first ``max_rows`` rows) and summary."""
@@ -719,6 +885,7 @@ def _make_forecast(law: Law, train: ScalingData, points: pd.DataFrame, *, method
         "data_source": train.source,
         "n_train": len(train),
         "target": train.target_name,
+        "flops_per_token": train.flops_per_token,
         "law": law.name,
         "law_options": dict(law.options),
         "method": method,
@@ -764,7 +931,8 @@ def forecast(law: str | Law, data, *, at, method: str = "fit", level: float = 0.
         seeds the predictive noise. Same key, same forecast.
     split
         Optional: fit only the rows a split selects (as in :func:`backtest`),
-        recorded in the provenance.
+        recorded in the provenance. Either way ``fit`` and ``bootstrap`` need
+        more training points than free parameters, ``bayes`` at least as many.
     resamples
         Bootstrap replicates (``method="bootstrap"``).
     **kwargs
@@ -790,19 +958,26 @@ def forecast(law: str | Law, data, *, at, method: str = "fit", level: float = 0.
     columns, kwargs = _split_kwargs(kwargs)
     full, frame = _coerce(data, columns)
     _require_covariates(law, full)
-    train, desc = full, None
-    if split is not None:
-        mask, desc = _split_mask(split, full, frame)
-        desc.update(n_train=int(mask.sum()), n_rest=int((~mask).sum()))
-        _check_counts(split, desc, law, int(mask.sum()), int((~mask).sum()), _n_free(law, method, kwargs),
-                      need_test=False)
+    mask, desc = _split_mask(split, full, frame) if split is not None else (None, None)
+    return _forecast(law, full, mask, desc, split, at, method=method, level=level, key=key, resamples=resamples,
+                     kwargs=kwargs)
+
+
+def _forecast(law: Law, full: ScalingData, mask, desc, split, at, *, method, level, key, resamples,
+              kwargs) -> Forecast:
+    """:func:`forecast` after its inputs are parsed: ``mask`` (or None: all rows) selects the training rows."""
+    n_free = _n_free(law, method, kwargs)
+    if mask is not None:
+        desc = dict(desc, n_train=int(mask.sum()), n_rest=int((~mask).sum()))
+        _check_counts(split, desc, law, desc["n_train"], desc["n_rest"], n_free, method, need_test=False)
         train = full.subset(mask)
-    elif len(full) < _n_free(law, method, kwargs):
-        raise DataError(f"data has {len(full)} points; law {law.name!r} has {_n_free(law, method, kwargs)} free "
-                        f"parameters, so at least that many points are needed.")
+    elif tail := _too_few(len(full), n_free, law, method):
+        raise DataError(f"data has {len(full)} point(s); {tail}")
+    else:
+        train = full
     points = _points(law, at, full.flops_per_token)
     return _make_forecast(law, train, points, method=method, level=level, key=key, resamples=resamples,
-                          kwargs=kwargs, split_desc=desc, full=full if split is not None else None)
+                          kwargs=kwargs, split_desc=desc, full=full if mask is not None else None)
 
 
 def backtest(law: str | Law, data, *, split, method: str = "fit", level: float = 0.9, key=0, resamples: int = 200,
@@ -825,8 +1000,10 @@ def backtest(law: str | Law, data, *, split, method: str = "fit", level: float =
           ``"Training"`` in Alabdulmohsin et al.'s benchmark;
         * a boolean array with one entry per row: True = fit.
 
-        A split that leaves fewer training points than free parameters, or
-        no held-out point, is a :class:`~jaxscale.DataError`.
+        A split that leaves no held-out point, or too few training points, is
+        a :class:`~jaxscale.DataError`: ``fit`` and ``bootstrap`` need more
+        training points than free parameters (their intervals come from the
+        training residuals), ``bayes`` at least as many.
 
     Returns
     -------
@@ -858,7 +1035,7 @@ def backtest(law: str | Law, data, *, split, method: str = "fit", level: float =
 def _backtest(law, full: ScalingData, mask, desc, split, *, method, level, key, resamples, kwargs) -> BacktestResult:
     _require_covariates(law, full)
     n_train, n_test = int(mask.sum()), int((~mask).sum())
-    _check_counts(split, desc, law, n_train, n_test, _n_free(law, method, kwargs))
+    _check_counts(split, desc, law, n_train, n_test, _n_free(law, method, kwargs), method)
     desc = dict(desc, n_train=n_train, n_test=n_test)
     train, test = full.subset(mask), full.subset(~mask)
     points = pd.DataFrame({k: np.asarray(test.covariates[k]) for k in COVARIATE_KEYS if k in test.covariates})
@@ -895,6 +1072,53 @@ def _cutoff(text: str) -> tuple[str, float]:
     return name.strip(), v
 
 
+def _at_point(text: str) -> dict[str, float]:
+    import argparse
+
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise argparse.ArgumentTypeError(f"--at expects ROLE=VALUE[,ROLE=VALUE...], e.g. N=7e10,D=1.4e12; "
+                                             f"got {text!r}")
+        name, value = (t.strip() for t in part.split("=", 1))
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--at {name}: the value must be a number; got {value!r}") from None
+    if len(out) != len(text.split(",")):
+        raise argparse.ArgumentTypeError(f"--at gives a covariate twice: {text!r}")
+    return out
+
+
+def _add_model_args(p) -> None:
+    """Options shared by ``backtest`` and ``forecast``: how the predictive distribution is made."""
+    from jaxscale.cli import _boot_starts
+
+    p.set_defaults(objective=None, delta=None)  # None = not given: --method bayes rejects them when given
+    p.add_argument("--method", choices=list(METHODS), default="fit",
+                   help="point fit with a residual interval (default), bootstrap predictive interval, or posterior "
+                        "predictive (NUTS)")
+    p.add_argument("--level", type=float, default=0.9, help="predictive interval level (default 0.9)")
+    p.add_argument("--starts", type=_boot_starts, default=None,
+                   help="starts of the fit (default 'grid'); for --method bootstrap also 'warm' (the default there)")
+    p.add_argument("-n", "--resamples", type=int, default=200, help="bootstrap resamples (default 200)")
+    p.add_argument("--bootstrap-method", choices=["pairs", "residual", "cluster"], default="pairs")
+    p.add_argument("--warmup", type=int, default=1000, help="NUTS warmup per chain (--method bayes; default 1000)")
+    p.add_argument("--samples", type=int, default=1000, help="NUTS draws per chain (--method bayes; default 1000)")
+    p.add_argument("--chains", type=int, default=4, help="NUTS chains (--method bayes; default 4)")
+
+
+def _add_split_args(p, required: bool) -> None:
+    how = p.add_mutually_exclusive_group(required=required)
+    rest = "score the rest" if required else "default: fit every row"
+    how.add_argument("--cutoff", action="append", type=_cutoff, default=None, metavar="COLUMN=VALUE",
+                     help=f"fit the rows with COLUMN <= VALUE ({rest}; repeatable: every condition holds); "
+                          "COLUMN is a role (N, D, C, U, x) or a CSV column, e.g. --cutoff C=1e21")
+    how.add_argument("--train-flag", metavar="COLUMN",
+                     help="a 0/1 column: fit the rows with 1" + (", score the rows with 0" if required else "")
+                          + " (e.g. Training)")
+
+
 def add_backtest_parser(sub) -> Any:
     """Add ``jaxscale backtest`` to an argparse subparsers object; returns the new parser.
 
@@ -903,31 +1127,75 @@ def add_backtest_parser(sub) -> Any:
     is accepted too, quoted for the shell) or ``--train-flag COLUMN`` (a 0/1
     column: 1 = fit, 0 = held out). COLUMN is a role (N, D, C, U, x) or any
     numeric column of the CSV.
-    """
-    from jaxscale.cli import _boot_starts, _common
 
-    b = sub.add_parser("backtest", help="fit below a cutoff, forecast the held-out runs, score the forecast")
+    ``--json OUT`` writes the summary, the scored table and the forecast with
+    at most ``BACKTEST_SAMPLES`` (1000) predictive draws per point, so it is
+    also a loadable forecast: ``jaxscale check OUT LATER.csv`` (or
+    :meth:`Forecast.load`) re-scores it, exactly when the forecast has at most
+    that many draws (``fit``; ``bootstrap`` up to ``-n 1000``), within the
+    Monte-Carlo error of 1000 draws otherwise (``bayes`` by default).
+    """
+    from jaxscale.cli import _common
+
+    b = sub.add_parser("backtest", help="fit below a cutoff, forecast the held-out runs, score the forecast",
+                       description="Fit below a cutoff, forecast the held-out runs and score the forecast. --json "
+                                   f"writes the scores and the forecast with at most {BACKTEST_SAMPLES} predictive "
+                                   "draws per point: `jaxscale check OUT.json RUNS.csv` can re-score it.")
     _common(b)
-    b.set_defaults(objective=None, delta=None)
-    how = b.add_mutually_exclusive_group(required=True)
-    how.add_argument("--cutoff", action="append", type=_cutoff, default=None, metavar="COLUMN=VALUE",
-                     help="fit the rows with COLUMN <= VALUE and score the rest (repeatable: every condition holds); "
-                          "COLUMN is a role (N, D, C, U, x) or a CSV column, e.g. --cutoff C=1e21")
-    how.add_argument("--train-flag", metavar="COLUMN",
-                     help="a 0/1 column: fit the rows with 1, score the rows with 0 (e.g. Training)")
-    b.add_argument("--method", choices=list(METHODS), default="fit",
-                   help="point fit with a residual interval (default), bootstrap predictive interval, or posterior "
-                        "predictive (NUTS)")
-    b.add_argument("--level", type=float, default=0.9, help="predictive interval level (default 0.9)")
-    b.add_argument("--starts", type=_boot_starts, default=None,
-                   help="starts of the fit (default 'grid'); for --method bootstrap also 'warm' (the default there)")
-    b.add_argument("-n", "--resamples", type=int, default=200, help="bootstrap resamples (default 200)")
-    b.add_argument("--bootstrap-method", choices=["pairs", "residual", "cluster"], default="pairs")
-    b.add_argument("--warmup", type=int, default=1000, help="NUTS warmup per chain (--method bayes; default 1000)")
-    b.add_argument("--samples", type=int, default=1000, help="NUTS draws per chain (--method bayes; default 1000)")
-    b.add_argument("--chains", type=int, default=4, help="NUTS chains (--method bayes; default 4)")
+    _add_split_args(b, True)
+    _add_model_args(b)
     b.add_argument("--csv", metavar="OUT", help="write the scored table as CSV to OUT")
     return b
+
+
+def add_forecast_parser(sub) -> Any:
+    """Add ``jaxscale forecast`` to an argparse subparsers object; returns the new parser.
+
+    ``jaxscale forecast RUNS.csv --at N=7e10,D=1.4e12 [--at ...] --out forecast.json`` fits the law to the runs
+    (all of them, or those a ``--cutoff`` / ``--train-flag`` keeps), prints the forecast and writes it with every
+    predictive draw and its provenance, before the big runs exist; ``jaxscale check`` scores it later. ``--at-csv
+    FILE`` reads the points from a CSV instead (covariate columns found as in the data: ``--col``, else the usual
+    names; other columns are ignored). Data, law and fit options are those of ``backtest``.
+    """
+    from jaxscale.cli import _common
+
+    f = sub.add_parser("forecast", help="forecast runs not yet made, with a predictive interval; write it to JSON")
+    _common(f)
+    where = f.add_mutually_exclusive_group(required=True)
+    where.add_argument("--at", action="append", type=_at_point, default=None, metavar="ROLE=VALUE[,...]",
+                       help="a point to forecast, e.g. --at N=7e10,D=1.4e12 (repeatable, the same roles each "
+                            "time; give D or C, the other is derived from C = k N D)")
+    where.add_argument("--at-csv", metavar="FILE", help="CSV of the points to forecast (covariate columns)")
+    _add_split_args(f, False)
+    _add_model_args(f)
+    f.add_argument("--out", dest="json", metavar="FORECAST.json",
+                   help="write the forecast (points, predictive draws, provenance) as JSON; same as --json. "
+                        "`jaxscale check` reads it")
+    return f
+
+
+def add_check_parser(sub) -> Any:
+    """Add ``jaxscale check`` to an argparse subparsers object; returns the new parser.
+
+    ``jaxscale check forecast.json ACTUAL.csv [--col ROLE=COLUMN ...]`` loads a forecast (from ``jaxscale forecast``
+    or ``backtest --json``), matches the CSV's rows to its points by the law's covariates and prints the same
+    report as ``backtest``; ``--json`` / ``--csv`` write the result.
+    """
+    from jaxscale.cli import _col
+
+    c = sub.add_parser("check", help="score a saved forecast against the runs' actual results")
+    c.add_argument("forecast", help="forecast JSON from `jaxscale forecast --out` (or `jaxscale backtest --json`)")
+    c.add_argument("actual", help="CSV of the finished runs; rows are matched to forecast points by the law's "
+                                  "covariates")
+    c.add_argument("--col", action="append", type=_col, default=[], metavar="ROLE=COLUMN",
+                   help="map a role (N, D, C, U, x, loss, group, run) to a column")
+    c.add_argument("--flops-per-token", type=float, default=None,
+                   help="k in C = k N D for deriving D or C (default: the forecast's own)")
+    c.add_argument("--missing", choices=["error", "skip"], default="error",
+                   help="a forecast point without a run is an error (default), or is skipped and counted")
+    c.add_argument("--json", metavar="OUT", help="write the scores (and the forecast) as JSON to OUT")
+    c.add_argument("--csv", metavar="OUT", help="write the scored table as CSV to OUT")
+    return c
 
 
 def _cli_kwargs(args, fixed) -> dict[str, Any]:
@@ -952,37 +1220,46 @@ def _cli_kwargs(args, fixed) -> dict[str, Any]:
     return kw
 
 
-def cli_backtest(args) -> int:
-    """Run ``jaxscale backtest`` from parsed arguments: print the table and summary, write JSON / CSV."""
-    import jaxscale
-
+def _cli_inputs(args):
+    """``(law, data, frame, mask or None, split description or None, split, fit kwargs)`` of backtest / forecast."""
     fixed = {}
     for name, value in args.fix:
         try:
             fixed[name] = float(value)
         except ValueError:
             raise JaxscaleError(f"--fix {name}={value!r}: the value must be a number.") from None
-    law = jaxscale.laws.get(args.law, **dict(args.law_option))
+    law = get(args.law, **dict(args.law_option))
     frame = _read_csv(args.data)
     data = ScalingData.from_frame(frame, flops_per_token=args.flops_per_token, source=os.path.abspath(args.data),
                                   **dict(args.col))
     _require_covariates(law, data)
     split = dict(args.cutoff) if args.cutoff else args.train_flag
-    mask, desc = _split_mask(split, data, frame)
+    mask, desc = _split_mask(split, data, frame) if split is not None else (None, None)
     if args.drop_top_loss:
         kept = data.drop_top(args.drop_top_loss)
-        mask = mask[np.asarray(frame.index.get_indexer(kept.rows))]
-        desc = dict(desc, rule=f"{desc['rule']} (after dropping the {args.drop_top_loss} highest losses)")
+        if mask is not None:
+            mask = mask[pd.Index(data.rows).get_indexer(kept.rows)]
+            desc = dict(desc, rule=f"{desc['rule']} (after dropping the {args.drop_top_loss} highest losses)")
         data = kept
-    res = _backtest(law, data, mask, desc, split, method=args.method, level=args.level, key=args.seed,
-                    resamples=args.resamples, kwargs=_cli_kwargs(args, fixed))
-    print(res.report())
-    settings = res.provenance.get("settings", {})
+    return law, data, frame, mask, desc, split, _cli_kwargs(args, fixed)
+
+
+def _print_settings(provenance, args) -> None:
+    settings = provenance.get("settings", {})
     if args.method == "bootstrap":
         print(f"bootstrap: {settings['n_draws']} replicates kept of {args.resamples} "
               f"({settings['bootstrap']['n_failed']} failed)")
     if args.method == "bayes" and not settings.get("diagnostics_ok", True):
         print("WARNING: the sampler's diagnostics failed: " + "; ".join(settings["diagnostics"]))
+
+
+def cli_backtest(args) -> int:
+    """Run ``jaxscale backtest`` from parsed arguments: print the table and summary, write JSON / CSV."""
+    law, data, _, mask, desc, split, kwargs = _cli_inputs(args)
+    res = _backtest(law, data, mask, desc, split, method=args.method, level=args.level, key=args.seed,
+                    resamples=args.resamples, kwargs=kwargs)
+    print(res.report())
+    _print_settings(res.provenance, args)
     if args.json:
         res.to_json(args.json)
         print(f"wrote {args.json}")
@@ -992,5 +1269,75 @@ def cli_backtest(args) -> int:
     return 0
 
 
-__all__ = ["METHODS", "BacktestResult", "Forecast", "add_backtest_parser", "backtest", "cli_backtest", "crps_samples",
-           "forecast"]
+def _at_csv(path: str, columns: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Covariate columns of a points CSV: mapped with ``--col`` (when the CSV has that column), else by their usual
+    names (``ALIASES``), else named as the role itself."""
+    from jaxscale.data import ALIASES
+
+    frame = _read_csv(path)
+    found: dict[str, np.ndarray] = {}
+    for role in COVARIATE_KEYS:
+        names = [columns[role]] if role in columns else []
+        names += [c for a in (role.lower(), *ALIASES.get(role, ())) for c in frame.columns
+                  if str(c).strip().lower() == a]
+        name = next((n for n in names if n in frame.columns), None)
+        if name is not None:
+            col = frame[name]
+            if col.dtype.kind not in "iuf":
+                bad = next((i for i, v in zip(col.index, col) if not _is_number(v)), col.index[0])
+                raise DataError(f"--at-csv {path}: column {name!r} ({role}) must hold numbers; row {bad} holds "
+                                f"{col.loc[bad]!r}.")
+            found[role] = col.to_numpy(dtype=np.float64)
+    if not found:
+        raise DataError(f"--at-csv {path}: no covariate column (N, D, C, U or x) among {list(frame.columns)}; "
+                        f"map one with --col ROLE=COLUMN.")
+    return found
+
+
+def cli_forecast(args) -> int:
+    """Run ``jaxscale forecast`` from parsed arguments: print the forecast, write it (loadable) to ``--out``."""
+    law, data, _, mask, desc, split, kwargs = _cli_inputs(args)
+    level = _check_level(args.level)
+    if args.at:
+        names = list(args.at[0])
+        for i, point in enumerate(args.at[1:], 1):
+            if sorted(point) != sorted(names):
+                raise DataError(f"--at: every point must give the same covariates; point 1 gives {names}, point "
+                                f"{i + 1} gives {list(point)}.")
+        at = {k: np.array([point[k] for point in args.at]) for k in names}
+    else:
+        at = _at_csv(args.at_csv, dict(args.col))
+    fc = _forecast(law, data, mask, desc, split, at, method=args.method, level=level, key=args.seed,
+                   resamples=args.resamples, kwargs=kwargs)
+    print(fc.report())
+    _print_settings(fc.provenance, args)
+    if args.json:
+        fc.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cli_check(args) -> int:
+    """Run ``jaxscale check`` from parsed arguments: load a forecast, score it against a CSV, print the report."""
+    fc = Forecast.load(args.forecast)
+    columns: dict[str, Any] = dict(args.col)
+    if args.flops_per_token is not None:
+        columns["flops_per_token"] = args.flops_per_token
+    res = fc.check(args.actual, missing=args.missing, **columns)
+    print(res.report())
+    if res.summary.get("n_missing"):
+        print(f"{res.summary['n_missing']} forecast point(s) had no run and were skipped")
+    if res.summary.get("n_unmatched_rows"):
+        print(f"{res.summary['n_unmatched_rows']} row(s) of {args.actual} matched no forecast point and were not "
+              f"scored")
+    if args.json:
+        res.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.csv:
+        res.table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+__all__ = ["BACKTEST_SAMPLES", "METHODS", "BacktestResult", "Forecast", "add_backtest_parser", "add_check_parser",
+           "add_forecast_parser", "backtest", "cli_backtest", "cli_check", "cli_forecast", "crps_samples", "forecast"]

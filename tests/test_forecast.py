@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,16 @@ import pytest
 import jaxscale
 from jaxscale.errors import DataError, FitError, JaxscaleError
 from jaxscale.forecast import (
+    BACKTEST_SAMPLES,
     Forecast,
+    _check_counts,
     add_backtest_parser,
+    add_check_parser,
+    add_forecast_parser,
     backtest,
     cli_backtest,
+    cli_check,
+    cli_forecast,
     crps_samples,
     forecast,
 )
@@ -103,7 +110,9 @@ def test_crps_and_pinball_match_their_definitions():
 
 @pytest.mark.parametrize("split,error", [
     ({"N": 1.2e7}, (r"split=\{'N': 12000000.0\} leaves 3 training point\(s\) \(train on N <= 1.2e\+07; score the "
-                    r"rest\); law 'chinchilla' has 5 free parameter\(s\), so at least 5 training points are needed")),
+                    r"rest\); law 'chinchilla' has 5 free parameter\(s\), and method='fit' builds its predictive "
+                    r"interval from the training residuals, which needs at least one residual degree of freedom: at "
+                    r"least 6 training points \(more than 5\)")),
     (np.arange(96) < 4, r"split='the mask' leaves 4 training point\(s\)"),
     ({"C": 1e23}, r"holds out no points: all 96 are training points .* at least 1 held-out point is needed"),
     ({"Q": 1e20}, r"split\['Q'\]: no column 'Q'; expected one of the roles \['C', 'D', 'N', 'loss'\]"),
@@ -133,6 +142,52 @@ def test_bad_flag_column_and_fixed_parameters_count():
         backtest("power", frame.iloc[:48], split="Training", method="mcmc", x="x")
 
 
+def test_residual_intervals_need_a_residual_degree_of_freedom():
+    # 3 training points for the 3 free parameters of `power`: the fit interpolates, its residuals are ~0, and a
+    # residual-based interval would collapse onto the point. fit and bootstrap refuse; so does forecast() without a
+    # split on 3 points.
+    law, data = power_data(0)
+    three = {"x": X_POWER[2]}  # x <= the 3rd smallest x
+    dof = (r"leaves 3 training point\(s\) \(train on x <= .*; score the rest\); law 'power' has 3 free parameter\(s\), "
+           r"and method='{}' builds its predictive interval from the training residuals, which needs at least one "
+           r"residual degree of freedom: at least 4 training points \(more than 3\)")
+    for method in ("fit", "bootstrap"):
+        with pytest.raises(DataError, match=dof.format(method)):
+            backtest(law, data, split=three, method=method, key=0)
+        with pytest.raises(DataError, match=dof.format(method)):
+            forecast(law, data, split=three, at={"x": 1e6}, method=method, key=0)
+    first3 = {k: v[:3] for k, v in data.items()}
+    with pytest.raises(DataError, match=r"^data has 3 point\(s\); law 'power' has 3 free parameter\(s\), and "
+                                        r"method='fit' .* at least 4 training points"):
+        forecast(law, first3, at={"x": 1e6}, key=0)
+    # One residual degree of freedom (E fixed: 2 free parameters, 3 points) is enough, and the interval is a real
+    # one: measured widths are 1.3%-1.6% of the prediction for seeds 0-2 at 2% noise, against ~1e-12 for the
+    # residuals of an interpolation; 0.5% leaves a factor 2.5 margin.
+    bt = backtest(law, data, split=three, fixed={"E": 0.5}, key=0)
+    t = bt.table
+    assert bt.summary["n_train"] == 3 and bt.forecast.log_samples.shape == (3, 47)
+    assert np.all((t.lo < t.predicted) & (t.predicted < t.hi)) and np.all((t.hi - t.lo) / t.predicted > 0.005)
+    # bayes samples its noise scale (the prior carries it when the data cannot), so it keeps n_train >= n_free.
+    desc = {"kind": "cutoff", "cutoff": three, "rule": "train on x <= 126"}
+    _check_counts(three, desc, law, 3, 47, 3, "bayes")  # accepted: no error
+    with pytest.raises(DataError, match=r"leaves 2 training point\(s\) .* 3 free parameter\(s\), so at least 3 "
+                                        r"training points are needed \(method='bayes'\)"):
+        _check_counts(three, desc, law, 2, 48, 3, "bayes")
+
+
+@pytest.mark.slow
+def test_bayes_interval_is_proper_at_as_many_points_as_parameters():  # ~15 s: a NUTS compile for 3 points
+    law, data = power_data(0)
+    bt = backtest(law, data, split={"x": X_POWER[2]}, method="bayes", key=0, num_warmup=300, num_samples=300,
+                  num_chains=2)
+    t = bt.table
+    assert bt.summary["n_train"] == 3
+    # With no residual degree of freedom sigma's posterior is mostly its prior, so the interval is wide, never the
+    # point (an interpolation's residuals are ~1e-12): measured widths 20%-270% of the prediction; 2% is the data's
+    # own noise, a 10x margin below the narrowest.
+    assert np.all((t.hi - t.lo) / t.predicted > 0.02)
+
+
 def test_forecast_round_trips_through_json_and_checks_like_backtest(tmp_path):
     data = jaxscale.demo_data()
     heldout = data.subset(data.covariates["C"] > 1.1e21)
@@ -160,8 +215,11 @@ def test_forecast_round_trips_through_json_and_checks_like_backtest(tmp_path):
     assert checked.summary == {**bt.summary}
 
     # Rows that match no forecast point (here the 72 training runs) are counted, not silently dropped.
-    whole = loaded.check(data)
+    with pytest.warns(UserWarning, match=r"^72 of 96 actual rows match no forecast point \(by N, D, relative "
+                                         r"tolerance 1e-09\) and were not scored"):
+        whole = loaded.check(data)
     assert whole.summary["n_test"] == 24 and whole.summary["n_unmatched_rows"] == 72
+    pd.testing.assert_frame_equal(whole.table, checked.table)  # the unmatched rows change nothing else
     N, C, y = (np.r_[a, a[:1]] for a in (heldout.covariates["N"], heldout.covariates["C"], heldout.y))
     with pytest.warns(UserWarning, match="duplicate"):
         twice = jaxscale.ScalingData.from_arrays(N=N, C=C, loss=y)
@@ -204,10 +262,53 @@ def test_training_flag_split_on_the_revisiting_benchmark(shared_data):
                                       "Training == 0", "n_train": 19, "n_test": 24}
 
 
+def test_stored_draws_are_capped_evenly_and_load_says_so(tmp_path):
+    # A forecast with more draws than a backtest's JSON keeps (a default bayes forecast has 4000): no fit needed.
+    law = jaxscale.laws.get("power", resource="x")
+    draws = np.log(2.0) + 0.05 * np.random.default_rng(0).standard_normal((3997, 3))
+    fc = Forecast(law, pd.DataFrame({"x": [1e6, 1e7, 1e8]}), np.full(3, 2.0), draws, 0.9, "bayes", {"n_train": 40})
+    bt = fc.check([2.0, 2.1, 1.9])
+    bt.to_json(tmp_path / "bt.json")
+    loaded = Forecast.load(tmp_path / "bt.json")  # a backtest's JSON is a loadable forecast
+    kept = np.arange(0, 3997, 4)  # 1000 evenly spaced draws of 3997: every 4th, the first and last included
+    assert BACKTEST_SAMPLES == 1000 and np.array_equal(loaded.log_samples, draws[kept])
+    assert loaded.provenance["draws_stored"] == {"kept": 1000, "of": 3997}
+    # Thinned, the interval moves by Monte-Carlo error only: the 5% quantile of 1000 N(0, 0.05) draws has SE
+    # ~0.05 * sqrt(0.05 * 0.95 / 1000) / 0.103 = 0.0034 on the log scale; 0.015 is over 4 SE.
+    assert np.allclose(np.log(loaded.interval()), np.log(fc.interval()), atol=0.015)
+    # The forecast's own JSON keeps every draw, so it re-scores exactly.
+    fc.to_json(tmp_path / "fc.json")
+    again = Forecast.load(tmp_path / "fc.json")
+    assert np.array_equal(again.log_samples, draws) and "draws_stored" not in again.provenance
+    assert again.check([2.0, 2.1, 1.9]).summary == bt.summary
+    # One draw a line: the file is a few bytes a draw, not one line a number.
+    assert len((tmp_path / "fc.json").read_text().splitlines()) < 3997 + 60
+    with pytest.raises(DataError, match=r"samples must be True, False or an integer >= 2 .*; got 1"):
+        fc.to_json(samples=1)
+    fc.to_json(tmp_path / "report.json", samples=False)
+    with pytest.raises(DataError, match="written without its predictive draws"):
+        Forecast.load(tmp_path / "report.json")
+
+
 def _cli(argv):
     parser = argparse.ArgumentParser(prog="jaxscale")
-    add_backtest_parser(parser.add_subparsers(dest="command", required=True))
-    return cli_backtest(parser.parse_args(argv))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_backtest_parser(sub)
+    add_forecast_parser(sub)
+    add_check_parser(sub)
+    args = parser.parse_args(argv)
+    return {"backtest": cli_backtest, "forecast": cli_forecast, "check": cli_check}[args.command](args)
+
+
+def _runs_csv(tmp_path):
+    """demo_data as a CSV with C under another name and no D, split into the runs so far and the 24 to come."""
+    frame = jaxscale.demo_data().to_frame().rename(columns={"C": "FLOPs"}).drop(columns="D")
+    paths = {name: tmp_path / f"{name}.csv" for name in ("runs", "planned", "done")}
+    frame.to_csv(paths["runs"], index=False)
+    later = frame[frame.FLOPs > 1.1e21]
+    later[["N", "FLOPs"]].to_csv(paths["planned"], index=False)  # what is planned: sizes and budgets, no loss
+    later.iloc[::-1].to_csv(paths["done"], index=False)  # what came back, in another order
+    return paths
 
 
 def test_cli_backtest_prints_table_and_writes_json(tmp_path, capsys):
@@ -227,6 +328,92 @@ def test_cli_backtest_prints_table_and_writes_json(tmp_path, capsys):
     bt = backtest("chinchilla", jaxscale.demo_data(), split=CUTOFF, **FAST)
     assert doc["summary"]["median_abs_rel_error"] == pytest.approx(bt.summary["median_abs_rel_error"], rel=1e-9)
     assert len(pd.read_csv(tmp_path / "bt.csv")) == 24
+    # The JSON is a loadable forecast with every one of its 72 draws (one per training point; the cap is 1000), so
+    # re-scoring it against the same CSV gives the same table.
+    assert doc["forecast"]["n_draws"] == doc["forecast"]["n_draws_stored"] == 72
+    loaded = Forecast.load(out)
+    with pytest.warns(UserWarning, match="72 of 96 actual rows match no forecast point"):  # the training runs
+        again = loaded.check(str(csv), C="FLOPs")
+    assert again.summary == {**doc["summary"], "n_unmatched_rows": 72}
+    assert again.table["row"].tolist() == [r["row"] for r in doc["table"]]
+    assert np.array_equal(again.table["crps"], [r["crps"] for r in doc["table"]])
+    assert out.stat().st_size < 100_000  # 72 x 24 draws at ~20 bytes each, plus the table and provenance
+
+
+def test_cli_forecast_then_check_is_the_backtest(tmp_path, capsys):
+    paths = _runs_csv(tmp_path)
+    fc_path, scores = tmp_path / "forecast.json", tmp_path / "scores.json"
+    common = ["--law", "chinchilla", "--col", "C=FLOPs", "--starts", "64", "--seed", "0"]
+    # Before the big runs: fit the runs up to 1.1e21 FLOPs, forecast the planned ones, save the forecast.
+    assert _cli(["forecast", str(paths["runs"]), *common, "--cutoff", "FLOPs=1.1e21", "--at-csv",
+                 str(paths["planned"]), "--out", str(fc_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "split: train on FLOPs <= 1.1e+21; score the rest; 72 training points; 72 predictive draws" in printed
+    assert f"wrote {fc_path}" in printed
+    saved = Forecast.load(fc_path)
+    assert len(saved.points) == 24 and saved.provenance["split"]["cutoff"] == {"FLOPs": 1.1e21}
+    assert saved.provenance["flops_per_token"] == 6.0 and saved.provenance["n_train"] == 72
+    # After them: check the saved forecast against what came back.
+    assert _cli(["check", str(fc_path), str(paths["done"]), "--col", "C=FLOPs", "--json", str(scores)]) == 0
+    printed = capsys.readouterr().out
+    assert "72 training points, 24 scored" in printed and "90% interval coverage" in printed
+    doc = json.loads(scores.read_text())
+    # Same numbers as the backtest that does both halves at once (the same fit, draws and scores).
+    bt = backtest("chinchilla", jaxscale.demo_data(), split=CUTOFF, **FAST)
+    assert doc["summary"] == {**bt.summary}
+    for col in ("N", "D", "actual", "predicted", "lo", "hi", "crps"):  # rows in forecast order, whatever the CSV's
+        assert np.array_equal([r[col] for r in doc["table"]], bt.table[col]), col
+    assert [r["row"] for r in doc["table"]] == list(range(23, -1, -1))  # the row labels of the reversed CSV
+    # The check's JSON is loadable too.
+    assert np.array_equal(Forecast.load(scores).log_samples, saved.log_samples)
+
+    # --at points: the same forecast as the library's.
+    assert _cli(["forecast", str(paths["runs"]), *common, "--cutoff", "FLOPs=1.1e21", "--at", "N=7e10,D=1.4e12",
+                 "--at", "N=1e9,D=2e10", "--method", "fit", "--level", "0.8", "--json", str(fc_path)]) == 0
+    lib = forecast("chinchilla", jaxscale.demo_data(), split=CUTOFF, at={"N": [7e10, 1e9], "D": [1.4e12, 2e10]},
+                   level=0.8, **FAST)
+    cli = Forecast.load(fc_path)
+    assert np.array_equal(cli.predicted, lib.predicted) and np.array_equal(cli.log_samples, lib.log_samples)
+    assert cli.level == 0.8 and cli.points["C"].tolist() == [6 * 7e10 * 1.4e12, 6 * 1e9 * 2e10]
+
+
+def test_cli_forecast_and_check_errors(tmp_path, capsys, monkeypatch):
+    paths = _runs_csv(tmp_path)
+    runs = ["forecast", str(paths["runs"]), "--col", "C=FLOPs", "--starts", "64"]
+    with pytest.raises(DataError, match=r"--at: every point must give the same covariates; point 1 gives \['N', "
+                                        r"'D'\], point 2 gives \['N', 'C'\]"):
+        _cli([*runs, "--at", "N=1e9,D=2e10", "--at", "N=1e9,C=1e20"])
+    with pytest.raises(SystemExit):
+        _cli([*runs, "--at", "N=1e9,D=lots"])
+    assert "--at D: the value must be a number; got 'lots'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --at or --at-csv is required
+        _cli(runs)
+    capsys.readouterr()
+    with pytest.raises(DataError, match=r"--at-csv .*planned.csv: no covariate column .* among \['loss'\]"):
+        pd.DataFrame({"loss": [1.0]}).to_csv(paths["planned"], index=False)
+        _cli([*runs, "--at-csv", str(paths["planned"])])
+    with pytest.raises(DataError, match="at lacks \\['D'\\]: law 'chinchilla' needs"):
+        _cli([*runs, "--at", "N=1e9"])
+    with pytest.raises(DataError, match=r"^data has 5 point\(s\); law 'chinchilla' has 5 free parameter\(s\), "
+                                        r"and method='fit'"):
+        pd.read_csv(paths["runs"]).head(5).to_csv(paths["done"], index=False)
+        _cli(["forecast", str(paths["done"]), "--col", "C=FLOPs", "--at", "N=1e9,D=2e10"])
+    with pytest.raises(DataError, match=r"No such forecast file: .*nope.json"):
+        _cli(["check", str(tmp_path / "nope.json"), str(paths["runs"])])
+    (tmp_path / "fit.json").write_text('{"params": {}}')
+    with pytest.raises(DataError, match=r"fit.json: not a jaxscale forecast \(expected format "
+                                        r"'jaxscale.forecast/1' or 'jaxscale.backtest/1'; got None\)"):
+        _cli(["check", str(tmp_path / "fit.json"), str(paths["runs"])])
+    # Through jaxscale.cli.main (backtest is wired there): a cutoff leaving nothing to score is exit 2 and one
+    # line on stderr, no traceback.
+    from jaxscale.cli import main
+
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # main() may set the device count; undone after
+    rc = main(["backtest", str(paths["runs"]), "--col", "C=FLOPs", "--cutoff", "FLOPs=1e30"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("jaxscale: error: split={'FLOPs': 1e+30} holds out no points: all 96 are training points")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_cli_backtest_errors(tmp_path, capsys):
@@ -243,15 +430,22 @@ def test_cli_backtest_errors(tmp_path, capsys):
         _cli(["backtest", str(csv)])
 
 
-def test_bayes_backtest_uses_the_posterior_predictive():  # ~10 s, most of it compiling NUTS
+def test_bayes_backtest_uses_the_posterior_predictive(monkeypatch):  # ~10 s, most of it compiling NUTS
     from jaxscale import bayes
 
+    # Keep the posterior the backtest samples (a second bayes.sample with the same key would give the same draws,
+    # at the price of another NUTS compile and run), and what it was asked for.
+    calls, sample = [], bayes.sample
+    monkeypatch.setattr(bayes, "sample", lambda *a, **k: calls.append((a, k, sample(*a, **k))) or calls[-1][2])
     law, data = power_data(0)
     kw = {"num_warmup": 200, "num_samples": 200, "num_chains": 2}
     bt = backtest(law, data, split={"x": 1e5}, method="bayes", key=0, **kw)
-    idata = bayes.sample(law, {k: v[:40] for k, v in data.items()}, key=0, warn=False, **kw)
+    (args, kwargs, idata), = calls
+    # The model inside is bayes.sample's: the 40 training rows, the key as given, the sampler's settings.
+    assert args[0] is law and np.array_equal(args[1].y, data["loss"][:40])
+    assert kwargs == {"key": 0, **kw, "warn": False}
     pred = bayes.predict(idata, level=0.9, x=X_POWER[40:])
-    # Same draws, same key: the point forecast is bayes.predict's posterior median exactly.
+    # Same draws: the point forecast is bayes.predict's posterior median exactly.
     assert np.allclose(bt.table["predicted"], pred["median"], rtol=1e-12)
     # The interval is the posterior predictive one; its noise is drawn independently here, so the ends agree within
     # Monte-Carlo error of the 5% / 95% quantiles of 400 draws (about 1% of the value at sigma = 2%).
