@@ -13,13 +13,26 @@ the loss is the generic resource ``x`` (:func:`accuracy_data` builds such
 data from ``loss=`` and ``accuracy=``).
 
 Two stages: :func:`two_stage` chains a loss law fitted on (N, D, loss) with an
-accuracy-from-loss law fitted on (loss, accuracy), and propagates the
-uncertainty of both. Each stage may be a point fit, a bootstrap or a posterior
-(:func:`jaxscale.bayes.sample`); every stage-1 draw is paired with every
-stage-2 draw (the stages are fitted on different data, so their draws are
-independent), in one ``jax.vmap`` over both. Passing two posteriors gives the
-posterior predictive of the joint Bayesian model: with no shared data or
-parameters the joint posterior is the product of the two.
+accuracy-from-loss law fitted on (loss, accuracy). Each stage may be a point
+fit, a bootstrap or a posterior (:func:`jaxscale.bayes.sample`); every
+stage-1 draw is paired with every stage-2 draw, in one ``jax.vmap`` over both.
+What the interval is: the uncertainty of the *curve* (the expected accuracy
+at (N, D)) from both stages' parameter draws, assuming the two sets of draws
+are independent. It is not an interval for one new model's score, which also
+scatters about the curve: ``new_model=True`` adds stage 2's observation
+scatter (its scaled training residuals resampled on the log scale, the same
+code path as :func:`predict_interval` with ``data=``). The independence
+holds when the stages are fitted on independent data (stage 2 on measured
+losses). It fails when stage 2 is fitted on stage-1 *predicted* losses (the
+observational workflow, :func:`predicted_loss_data`): stage 2's draws are then
+conditional on stage 1's point fit, and crossing them with stage-1 draws
+ignores the correlation (a stage 2 refitted on each stage-1 draw absorbs much
+of its shift, so the stage-1 share is typically overstated; in general the
+sign of the error is not known). A paired refit is not implemented. Both
+intervals understate when stage 2's losses are themselves noisy (errors in
+the predictor are not modelled), when the laws' form is wrong, when a stage
+is a point fit (it adds no width) and when a bootstrap of few points
+undercovers. See :func:`two_stage`.
 
 :func:`read_observational` reads the benchmark tables of Ruan et al. (2024)
 (``Model Size (B)``, ``Pretraining Data Size (T)``, ``FLOPs (1E21)``),
@@ -39,6 +52,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -338,8 +352,9 @@ def predict_interval(fit, *, level: float = 0.9, data: ScalingData | None = None
     ``hi`` (equal-tailed, ``level``).
 
     Without ``data`` the interval is for the law's curve (the expected score
-    of a model at those covariates). With ``data`` (the data the fit used) and
-    ``key``, it is for one new model's score: each draw's log prediction gets
+    of a model at those covariates). With ``data`` (the data the fit used,
+    checked by fingerprint where the fit records one) and ``key``, it is for
+    one new model's score: each draw's log prediction gets
     a log residual of the point fit on ``data`` drawn at random, adding the
     scatter of models about the curve (a bootstrap prediction interval,
     Davison & Hinkley 1997, Sec. 6.3.3). The residuals are scaled by
@@ -369,24 +384,55 @@ def predict_interval(fit, *, level: float = 0.9, data: ScalingData | None = None
     q = jnp.asarray([(1 - level) / 2, 0.5, (1 + level) / 2])
     noise = np.zeros((1, theta.shape[0]))
     if data is not None:
-        if not isinstance(data, ScalingData):
-            raise DataError(f"predict_interval: data must be the ScalingData the fit used; got {type(data).__name__}.")
-        if key is None:
-            raise FitError("predict_interval: data= draws residuals at random and needs key= (an int seed or a key).")
-        logx_d, logy_d = data.design(law.covariates, law.name)
-        fitted = np.asarray(jax.vmap(law.log_predict, in_axes=(None, 0))(point, jnp.asarray(logx_d)))
-        fixed = getattr(fit, "settings", {}).get("fixed", {}) if isinstance(fit, (FitResult, BootstrapResult)) else {}
-        n_free = law.n_params - len(fixed)
-        if logy_d.size - n_free <= 0:
-            raise FitError(f"predict_interval: {logy_d.size} points and {n_free} free parameters leave no residual "
-                           f"degrees of freedom to scale the scatter by.")
-        resid = (logy_d - fitted) * np.sqrt(logy_d.size / (logy_d.size - n_free))
-        noise = resid[numpy_rng(key).integers(0, resid.size, size=(1, theta.shape[0]))]
+        resid = _scatter_residuals(fit, src, data, key, "predict_interval", "data=")
+        noise = _resample(resid, key, (1, theta.shape[0]))
     est, qs = _one_stage_stats(law.log_predict, jnp.asarray(theta), point, jnp.asarray(logx), q, jnp.asarray(noise))
     out = pd.DataFrame(cols)
     lo, median, hi = np.asarray(qs)
     out["estimate"], out["median"], out["lo"], out["hi"] = np.asarray(est), median, lo, hi
     return out
+
+
+def _fixed_of(fit, src: ParamSource) -> dict:
+    """The parameters a fit held fixed: from its settings, a posterior's attrs, or draws that never vary."""
+    if isinstance(fit, (FitResult, BootstrapResult)):
+        return dict(fit.settings.get("fixed") or {})
+    if hasattr(fit, "posterior") and hasattr(fit, "groups"):
+        return json.loads(fit.posterior.attrs.get("fixed", "{}") or "{}")
+    if src.draws is not None and len(src.draws) > 1:
+        return {n: src.point[n] for n in src.law.param_names if np.ptp(src.draws[n].to_numpy(float)) == 0}
+    return {}
+
+
+def _scatter_residuals(fit, src: ParamSource, data, key, where: str, what: str) -> np.ndarray:
+    """Log residuals of ``src``'s point fit on ``data``, scaled by ``sqrt(n / (n - p))`` (``p`` free parameters).
+
+    The observation scatter of one new point about the curve, for a bootstrap
+    prediction interval (Davison & Hinkley 1997, Sec. 6.3.3): shared by
+    :func:`predict_interval` (``data=``) and :func:`two_stage` (``new_model=True``).
+    """
+    data = data.data if isinstance(data, Benchmark) else data
+    if not isinstance(data, ScalingData):
+        raise DataError(f"{where}: {what} must be the ScalingData the fit used; got {type(data).__name__}.")
+    if key is None:
+        raise FitError(f"{where}: {what} draws residuals at random and needs key= (an int seed or a key).")
+    if src.fingerprint is not None and data.fingerprint() != src.fingerprint:
+        raise DataError(f"{where}: {what} is not the data the fit used (its fingerprint differs); pass the "
+                        f"ScalingData the fit was made on ({len(data)} rows given).")
+    law = src.law
+    logx_d, logy_d = data.design(law.covariates, law.name)
+    point = jnp.asarray(_to_fit(law, _point(src)))
+    fitted = np.asarray(jax.vmap(law.log_predict, in_axes=(None, 0))(point, jnp.asarray(logx_d)))
+    n_free = law.n_params - len(_fixed_of(fit, src))
+    if logy_d.size - n_free <= 0:
+        raise FitError(f"{where}: {logy_d.size} points and {n_free} free parameters leave no residual "
+                       f"degrees of freedom to scale the scatter by.")
+    return (logy_d - fitted) * np.sqrt(logy_d.size / (logy_d.size - n_free))
+
+
+def _resample(resid: np.ndarray, key, shape: tuple[int, ...]) -> np.ndarray:
+    """Residuals drawn with replacement into ``shape`` (same key, same draws)."""
+    return resid[numpy_rng(key).integers(0, resid.size, size=shape)]
 
 
 @partial(jax.jit, static_argnums=0)
@@ -410,16 +456,23 @@ class TwoStage:
         ``loss`` (stage 1 at its point
         estimate), ``loss_median``, ``loss_lo``, ``loss_hi``; ``accuracy``
         (both stages at their point estimates), ``accuracy_median``,
-        ``accuracy_lo``, ``accuracy_hi`` (over every pair of draws);
+        ``accuracy_lo``, ``accuracy_hi`` (over every pair of draws, each
+        with its resampled residual when ``new_model``);
         ``width`` (``accuracy_hi - accuracy_lo``), ``width_stage1`` (the
-        interval's width with stage 2 held at its point estimate: stage 1's
-        uncertainty alone), ``width_stage2`` (stage 1 held: stage 2's alone);
+        curve interval's width with stage 2 held at its point estimate:
+        stage 1's uncertainty alone), ``width_stage2`` (stage 1 held:
+        stage 2's alone), ``width_scatter`` (both held, the residuals alone:
+        0 unless ``new_model``);
         ``var_stage1``, ``var_stage2``: the share of the accuracy variance
         explained by each stage's draws (first-order Sobol indices, in
-        [0, 1]; the rest is their interaction); ``n_nonfinite``: pairs whose
-        prediction is not finite (excluded).
+        [0, 1]; the rest is their interaction and, when ``new_model``, the
+        scatter); ``n_nonfinite``: pairs whose prediction is not finite
+        (excluded).
     level
         The interval's probability.
+    new_model
+        Whether the interval is for one new model's score (stage 2's scatter
+        added) rather than for the curve.
     loss_law, accuracy_law
         The two laws.
     n_draws, n_excluded
@@ -437,14 +490,22 @@ class TwoStage:
     n_draws: dict[str, int]
     n_excluded: dict[str, int]
     loss_draws: np.ndarray
+    new_model: bool = False
     _theta2: np.ndarray = dataclasses.field(repr=False, default=None)
+    _noise: np.ndarray = dataclasses.field(repr=False, default=None)
 
     def accuracy_draws(self) -> np.ndarray:
-        """Accuracy for every (stage-1, stage-2) pair of draws at every point, ``(n1 * n2, M)``."""
+        """Accuracy for every (stage-2, stage-1) pair of draws at every point, ``(n2 * n1, M)``.
+
+        The draws the table's quantiles are taken over (with the residuals
+        when ``new_model``); stage-2 draw ``j`` with stage-1 draw ``i`` is row
+        ``j * n1 + i``.
+        """
         lp = self.accuracy_law.log_predict
         logl = jnp.log(jnp.asarray(self.loss_draws))
         acc = jax.vmap(lambda t: jax.vmap(jax.vmap(lambda ll: lp(t, ll[None])))(logl))(jnp.asarray(self._theta2))
-        return np.exp(np.asarray(acc)).reshape(-1, self.loss_draws.shape[1])
+        noise = np.zeros(acc.shape[:2]) if self._noise is None else self._noise
+        return np.exp(np.asarray(acc) + noise[:, :, None]).reshape(-1, self.loss_draws.shape[1])
 
 
 def _stage(fit, name: str, what: str) -> ParamSource:
@@ -512,8 +573,70 @@ def _covariate_arrays(values: Mapping[str, Any], where: str) -> dict[str, np.nda
     return {k: np.broadcast_to(a, (m,)).copy() for k, a in arrays.items()}
 
 
+def _check_flops_per_token(flops_per_token) -> float:
+    if isinstance(flops_per_token, bool) or not isinstance(flops_per_token, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(flops_per_token) or flops_per_token <= 0:
+        raise DataError(f"flops_per_token must be a positive number; got {flops_per_token!r}.")
+    return float(flops_per_token)
+
+
+def _stage1(loss_fit, flops_per_token: float) -> ParamSource:
+    src1 = _stage(loss_fit, "loss_fit", "stage 1, (N, D) -> loss")
+    if not set(src1.law.covariates) <= set(_STAGE1_COVARIATES):
+        raise LawError(f"loss_fit (stage 1) must be a loss law in N and D (e.g. 'chinchilla'; C = "
+                       f"{flops_per_token:g} N D is also accepted); law {src1.law.name!r} needs covariates "
+                       f"{list(src1.law.covariates)}.")
+    return src1
+
+
+def predicted_loss_data(loss_fit, benchmark: Benchmark, *, flops_per_token: float = 6.0) -> ScalingData:
+    """Stage-2 data for the observational workflow: each model's score against stage 1's predicted loss.
+
+    The observational tables (:func:`read_observational`) have no loss
+    column. This evaluates stage 1 (``loss_fit``, a law in N and D, at its
+    point estimate) at every kept model's (N, D) and pairs that predicted
+    loss (covariate ``x``) with the score, ready for
+    ``fit_accuracy(..., against="loss")``. A loss law fitted on other models'
+    data (e.g. Chinchilla's, on MassiveText) makes the predicted loss a
+    compute-quality index rather than these models' loss; :func:`two_stage`
+    then chains the same stage 1 with the stage-2 fit (see the module
+    docstring on what its interval does and does not include).
+
+    ``benchmark`` must have been read with ``covariates`` including N and D.
+    Rows keep their labels and families (``group``).
+
+    >>> import jaxscale, pandas as pd
+    >>> from jaxscale import downstream
+    >>> table = pd.DataFrame({"Model": ["a", "b"], "Model Family": ["f", "f"], "Model Size (B)": [1.0, 10.0],
+    ...                       "Pretraining Data Size (T)": [0.3, 0.3], "FLOPs (1E21)": [1.8, 18.0],
+    ...                       "HellaSwag": [0.5, 0.7]})
+    >>> chin = downstream.param_source(jaxscale.HOFFMANN_UNROUNDED, law="chinchilla")
+    >>> d = downstream.predicted_loss_data(chin, downstream.read_observational(table, "HellaSwag"))
+    >>> d.covariates["x"].round(3).tolist(), d.y.tolist()
+    ([2.274, 2.079], [0.5, 0.7])
+    """
+    flops_per_token = _check_flops_per_token(flops_per_token)
+    src1 = _stage1(loss_fit, flops_per_token)
+    if not isinstance(benchmark, Benchmark):
+        raise DataError(f"predicted_loss_data: benchmark must be a Benchmark from read_observational; got "
+                        f"{type(benchmark).__name__}.")
+    models = benchmark.models
+    lacking = [c for c in ("N", "D") if c not in models.columns]
+    if lacking:
+        raise DataError(f"predicted_loss_data: the benchmark was read without {lacking}; read it with "
+                        f"covariates including 'N' and 'D'.")
+    cols = {"N": models["N"].to_numpy(np.float64), "D": models["D"].to_numpy(np.float64)}
+    cols["C"] = flops_per_token * cols["N"] * cols["D"]
+    loss = src1.law.predict(src1.point, **{c: cols[c] for c in src1.law.covariates})
+    frame = pd.DataFrame({"predicted loss": loss, benchmark.benchmark: models[benchmark.benchmark].to_numpy(),
+                          "Model Family": models["Model Family"].to_numpy()}, index=models.index)
+    data = ScalingData.from_frame(frame, source=f"{benchmark.benchmark} against {src1.law.name} predicted loss",
+                                  x="predicted loss", score=benchmark.benchmark, group="Model Family")
+    return dataclasses.replace(data, target_name=benchmark.benchmark)
+
+
 def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 500,
-              flops_per_token: float = 6.0) -> TwoStage:
+              flops_per_token: float = 6.0, new_model: bool = False, data=None, key=None) -> TwoStage:
     """Accuracy at new (N, D) through the loss, with the uncertainty of both stages propagated.
 
     Parameters
@@ -535,13 +658,43 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
     max_draws
         Each stage's draws are thinned (evenly) to at most this many; all
         ``n1 x n2`` pairs are evaluated.
+    new_model, data, key
+        ``new_model=True`` makes the interval one for a new model's score:
+        each pair of draws gets one of stage 2's log residuals on ``data``
+        (the ScalingData stage 2 was fitted on; checked by fingerprint where
+        the fit records one), drawn with replacement using ``key`` and scaled
+        by ``sqrt(n / (n - p))`` (``p`` free parameters), exactly as
+        :func:`predict_interval` with ``data=`` and ``key=``. Same key, same
+        result.
 
-    Every stage-1 draw is paired with every stage-2 draw: the stages are
-    fitted on different data, so their draws are independent, and the full
-    cross product is both deterministic and what the per-stage variance shares
-    need. A point fit counts as one draw (its stage adds no width). Failed
-    bootstrap replicates are already excluded from the draws (counted in
-    ``n_excluded``), as are draws with non-finite parameters.
+    What the interval is. Without ``new_model``: the uncertainty of the
+    *curve*, the expected accuracy at (N, D), from both stages' parameter
+    draws. Every stage-1 draw is paired with every stage-2 draw, which
+    assumes the two sets of draws are independent; the full cross product is
+    deterministic and is what the per-stage variance shares need. A point fit
+    counts as one draw (its stage adds no width). Failed bootstrap replicates
+    are already excluded from the draws (counted in ``n_excluded``), as are
+    draws with non-finite parameters. Neither stage adds observation scatter,
+    so the curve interval understates the spread of a new model's score. With
+    ``new_model`` the scatter added is stage 2's: all of a model's deviation
+    from the chained curve when stage 2 was fitted on stage-1 predicted
+    losses, but only the accuracy-given-loss part when it was fitted on
+    measured losses (a new model's own loss scatter about stage 1 is then
+    missing).
+
+    When it is wrong. Independence holds when stage 2 was fitted on losses
+    measured independently of stage 1's data. When stage 2 was fitted on
+    stage-1 *predicted* losses (:func:`predicted_loss_data`), its draws are
+    conditional on stage 1's point fit and correlated with stage 1 through
+    the data; crossing them ignores this. A stage 2 refitted on each stage-1
+    draw's predicted losses absorbs much of that draw's shift, so near the
+    data the stage-1 share is overstated (Pythia HellaSwag through Epoch's
+    Chinchilla fit, 12B held out: paired-refit SD 0.001 against 0.006
+    crossed); in general the error has no known sign. That paired refit is
+    not implemented. Both intervals further understate when stage 2's losses
+    are themselves noisy (errors in the predictor are not modelled), when
+    either law's form is wrong, and when a bootstrap of few points
+    undercovers.
 
     Examples
     --------
@@ -558,19 +711,25 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
     [2.531, 2.106]
     >>> bool((res.table["accuracy_lo"] < res.table["accuracy"]).all()), res.table["width_stage1"].tolist()
     (True, [0.0, 0.0])
+    >>> new = downstream.two_stage(stage1, stage2, N=[1e9, 1e10], D=[2e10, 2e11], new_model=True,
+    ...                            data=downstream.accuracy_data(acc, loss=loss), key=0)
+    >>> bool((new.table["width"] > res.table["width"]).all()), bool((new.table["width_scatter"] > 0).all())
+    (True, True)
     """
     level = _check_level(level)
     if isinstance(max_draws, bool) or not isinstance(max_draws, (int, np.integer)) or max_draws < 1:
         raise FitError(f"max_draws must be an integer >= 1; got {max_draws!r}.")
-    if not (isinstance(flops_per_token, (int, float)) and np.isfinite(flops_per_token) and flops_per_token > 0):
-        raise DataError(f"flops_per_token must be a positive number; got {flops_per_token!r}.")
-    src1 = _stage(loss_fit, "loss_fit", "stage 1, (N, D) -> loss")
+    flops_per_token = _check_flops_per_token(flops_per_token)
+    if not isinstance(new_model, (bool, np.bool_)):
+        raise FitError(f"new_model must be True or False; got {new_model!r}.")
+    if not new_model and (data is not None or key is not None):
+        raise FitError("two_stage: data= and key= draw a new model's scatter and apply only with new_model=True.")
+    if new_model and data is None:
+        raise FitError("two_stage: new_model=True needs data= (the ScalingData stage 2 was fitted on: its residuals "
+                       "are the scatter of a new model's score about the curve) and key=.")
+    src1 = _stage1(loss_fit, flops_per_token)
     src2 = _stage(acc_fit, "acc_fit", "stage 2, loss -> accuracy")
     law1, law2 = src1.law, src2.law
-    if not set(law1.covariates) <= set(_STAGE1_COVARIATES):
-        raise LawError(f"loss_fit (stage 1) must be a loss law in N and D (e.g. 'chinchilla'; C = "
-                       f"{flops_per_token:g} N D is also accepted); law {law1.name!r} needs covariates "
-                       f"{list(law1.covariates)}.")
     if law2.covariates != ("x",):
         raise LawError(f"acc_fit (stage 2) must map loss to accuracy: a law whose one covariate 'x' is the loss "
                        f"(fit_accuracy(..., against='loss')); law {law2.name!r} has covariates "
@@ -588,8 +747,13 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
     p1 = jnp.asarray(_to_fit(law1, _point(src1)))
     p2 = jnp.asarray(_to_fit(law2, _point(src2)))
     q = jnp.asarray([(1 - level) / 2, 0.5, (1 + level) / 2])
+    noise = np.zeros((th2.shape[0], th1.shape[0]))
+    if new_model:
+        # One residual per (stage-2 draw, stage-1 draw) pair, shared across the points (as predict_interval).
+        noise = _resample(_scatter_residuals(acc_fit, src2, data, key, "two_stage", "data="), key, noise.shape)
     s = {k: np.asarray(v) for k, v in _two_stage_stats(law1.log_predict, law2.log_predict, jnp.asarray(th1),
-                                                        jnp.asarray(th2), p1, p2, jnp.asarray(logx), q).items()}
+                                                        jnp.asarray(th2), p1, p2, jnp.asarray(logx), q,
+                                                        jnp.asarray(noise)).items()}
     n_nonfinite = s["n_nonfinite"].astype(int)
     if n_nonfinite.any():
         warnings.warn(f"two_stage: {int(n_nonfinite.sum())} (draw, draw, point) prediction(s) are not finite and "
@@ -604,6 +768,7 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
     table["width"] = s["acc_q"][:, 2] - s["acc_q"][:, 0]
     table["width_stage1"] = s["s1_q"][:, 1] - s["s1_q"][:, 0]
     table["width_stage2"] = s["s2_q"][:, 1] - s["s2_q"][:, 0]
+    table["width_scatter"] = s["sc_q"][:, 1] - s["sc_q"][:, 0]
     table["var_stage1"], table["var_stage2"] = s["var1"], s["var2"]
     table["n_nonfinite"] = n_nonfinite
     return TwoStage(
@@ -614,24 +779,28 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
         n_draws={"stage1": int(th1.shape[0]), "stage2": int(th2.shape[0])},
         n_excluded={"stage1": int(bad1 + failed[0]), "stage2": int(bad2 + failed[1])},
         loss_draws=s["loss_draws"].T,
+        new_model=bool(new_model),
         _theta2=th2,
+        _noise=noise,
     )
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _two_stage_stats(lp1, lp2, th1, th2, p1, p2, logx, q):
+def _two_stage_stats(lp1, lp2, th1, th2, p1, p2, logx, q, noise):
     lo_hi = q[jnp.array([0, 2])]
 
-    def acc_of(t2, logl):
-        return jnp.exp(lp2(t2, logl[None]))
+    def acc_of(t2, logl, e=0.0):
+        return jnp.exp(lp2(t2, logl[None]) + e)
 
     def per_point(lx):
         logl = jax.vmap(lambda t: lp1(t, lx))(th1)  # (n1,)
         logl_p = lp1(p1, lx)
-        acc = jax.vmap(lambda t2: jax.vmap(lambda ll: acc_of(t2, ll))(logl))(th2)  # (n2, n1)
+        # noise (n2, n1): a stage-2 residual per pair of draws (zeros for the curve).
+        acc = jax.vmap(lambda t2, e2: jax.vmap(lambda ll, e: acc_of(t2, ll, e))(logl, e2))(th2, noise)  # (n2, n1)
         acc = jnp.where(jnp.isfinite(acc), acc, jnp.nan)
         only1 = jax.vmap(lambda ll: acc_of(p2, ll))(logl)
         only2 = jax.vmap(lambda t2: acc_of(t2, logl_p))(th2)
+        scatter = acc_of(p2, logl_p, noise.ravel())
         total = jnp.nanvar(acc)
         safe_total = jnp.where(total > 0, total, 1.0)
 
@@ -646,6 +815,7 @@ def _two_stage_stats(lp1, lp2, th1, th2, p1, p2, logx, q):
             "acc_q": jnp.nanquantile(acc, q),
             "s1_q": jnp.nanquantile(only1, lo_hi),
             "s2_q": jnp.nanquantile(only2, lo_hi),
+            "sc_q": jnp.nanquantile(scatter, lo_hi),
             # Law of total variance: Var_i E_j[acc] / Var[acc] is the share due to stage-1 draws alone.
             "var1": share(jnp.nanvar(jnp.nanmean(acc, axis=0))),
             "var2": share(jnp.nanvar(jnp.nanmean(acc, axis=1))),
@@ -664,6 +834,7 @@ __all__ = [
     "fit_accuracy",
     "param_source",
     "predict_interval",
+    "predicted_loss_data",
     "read_observational",
     "sigmoid_law",
     "two_stage",
