@@ -174,12 +174,12 @@ class Allocation:
     bootstrap (the full-data fit), and the median of each quantity's draws for
     a posterior (as :func:`jaxscale.bayes.derive`; so there
     ``tokens_per_param`` need not equal ``D_opt / N_opt`` exactly).
+    ``draws``: ``{name: (n_draws, n_rows) array}`` (NaN where a draw failed),
+    or ``None`` for a point fit.
 
     >>> a = compute_optimal("chinchilla", dict(E=1.82, A=482.0, B=2085.0, alpha=0.348, beta=0.366), [1e22, 1e24])
     >>> [round(r["tokens_per_param"], 1) for r in a.to_dict()["records"]]
     [20.3, 18.1]
-    ``draws``: ``{name: (n_draws, n_rows) array}`` (NaN where a draw failed),
-    or ``None`` for a point fit.
     """
 
     kind: str

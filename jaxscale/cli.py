@@ -163,15 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _inputs(args):
-    import jaxscale
-
+def _fixed(args) -> dict[str, float]:
+    """``--fix PARAM=VALUE`` pairs as numbers."""
     fixed = {}
     for name, value in args.fix:
         try:
             fixed[name] = float(value)
         except ValueError:
             raise JaxscaleError(f"--fix {name}={value!r}: the value must be a number.") from None
+    return fixed
+
+
+def _inputs(args):
+    import jaxscale
+
+    fixed = _fixed(args)
     law = jaxscale.laws.get(args.law, **dict(args.law_option))
     data = jaxscale.ScalingData.from_csv(args.data, flops_per_token=args.flops_per_token, **dict(args.col))
     if args.drop_top_loss:

@@ -1222,12 +1222,9 @@ def _cli_kwargs(args, fixed) -> dict[str, Any]:
 
 def _cli_inputs(args):
     """``(law, data, frame, mask or None, split description or None, split, fit kwargs)`` of backtest / forecast."""
-    fixed = {}
-    for name, value in args.fix:
-        try:
-            fixed[name] = float(value)
-        except ValueError:
-            raise JaxscaleError(f"--fix {name}={value!r}: the value must be a number.") from None
+    from jaxscale.cli import _fixed
+
+    fixed = _fixed(args)
     law = get(args.law, **dict(args.law_option))
     frame = _read_csv(args.data)
     data = ScalingData.from_frame(frame, flops_per_token=args.flops_per_token, source=os.path.abspath(args.data),

@@ -97,13 +97,14 @@ def _muennighoff_grid_search(C, U):
     a = p["beta"] / (p["alpha"] + p["beta"])
     n_base = G * (C / 6) ** a
     d_base = C / 6 / n_base
-    best = (np.inf, None, None)
-    for i in np.linspace(1.0001, 3, 500):
-        for N, D in ((n_base / i, d_base * i), (n_base * i, d_base / i)):
-            L = float(law.predict(p, N=N, D=D, U=min(U, D)))
-            if L < best[0]:
-                best = (L, D, N)
-    return best
+    # Their loop visits (N/i, D*i) then (N*i, D/i) for each i and keeps the first strict minimum; the same order
+    # in one vectorised call, and argmin's first-occurrence rule, give the same answer.
+    i = np.linspace(1.0001, 3, 500)
+    N = np.stack([n_base / i, n_base * i], 1).ravel()
+    D = np.stack([d_base * i, d_base / i], 1).ravel()
+    L = law.predict(p, N=N, D=D, U=np.minimum(U, D))
+    j = int(np.argmin(L))
+    return float(L[j]), float(D[j]), float(N[j])
 
 
 def test_data_constrained_reproduces_muennighoff_example():

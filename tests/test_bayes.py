@@ -165,6 +165,7 @@ def test_pointwise_log_likelihood_matches_numpyro(demo, likelihood, df):
     assert np.all(ours[:, ~mask] == 0.0)
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_chain_methods_agree(demo):
     """Sequential (CPU default) and vectorized chains sample the same posterior."""
     kw = dict(key=5, warn=False, num_chains=2, num_warmup=300, num_samples=400)
@@ -250,6 +251,7 @@ def test_fixed_parameter_is_not_sampled():
     assert float(np.median(bayes.derive(idata, lambda p: p["floor"]).draws)) == 0.25
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_compare_prefers_the_true_law(demo):
     kw = dict(key=0, warn=False, **SMALL)
     table = bayes.compare({"chinchilla": bayes.sample("chinchilla", demo, **kw),
@@ -283,6 +285,7 @@ def _families(seed=0):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_partial_pooling_recovers_a_small_familys_exponents():
     df = _families()
     data = jaxscale.ScalingData.from_frame(df, group="group")
@@ -311,6 +314,7 @@ def test_separate_pooling_has_per_family_exponents():
 
 # --- many posteriors and SBC ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_sample_many_matches_shapes_and_pads(demo):
     many = bayes.sample_many("chinchilla", [demo, demo.drop_top(10)], key=0, num_warmup=200, num_samples=200)
     assert many.samples["alpha"].shape == (2, 1, 200)

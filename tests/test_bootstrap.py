@@ -83,6 +83,7 @@ def test_same_key_same_draws_other_key_other_draws():
     assert not np.allclose(a.theta_draws, c.theta_draws)
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_multistart_per_replicate_and_chunking_give_identical_results():
     d = jaxscale.demo_data()
     full = jaxscale.bootstrap("chinchilla", d, 6, key=2, starts=48)
@@ -114,6 +115,7 @@ np.save(sys.argv[1], b.replicates[["objective", "n_at_best", "n_iter", "log_E", 
 """
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_sharded_over_8_host_devices_matches_one_device(tmp_path):
     outs = {}
     for n, chunk in ((1, 65536), (8, 65536), (8, 128)):
@@ -333,6 +335,7 @@ def test_epoch_chi2_test_of_hoffmann(epoch_boot, epoch_data):
     assert t.p_value < 1e-45
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_epoch_likelihood_ratio_test(epoch_data, shared_data):
     t = jaxscale.lr_test("chinchilla", epoch_data, HOFFMANN)
     assert t.df == 5
@@ -364,6 +367,7 @@ np.save(path, b.replicates[["objective", "n_at_best", "n_iter", "log_E", "log_A"
 """
 
 
+@pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
 def test_two_processes_through_jax_distributed_match_one_process(tmp_path):
     """Multi-host: 2 CPU processes (gloo collectives) split the replicates and all-gather identical results."""
     import socket
