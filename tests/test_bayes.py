@@ -134,6 +134,7 @@ def test_posterior_recovers_the_truth(demo_post):
         assert lo < v < hi, (k, lo, v, hi)
 
 
+@pytest.mark.slow  # 20 s: kept out of the default run, in CI's `-m slow`
 def test_same_key_same_draws(demo):
     a = bayes.sample("chinchilla", demo, key=3, warn=False, num_chains=2, num_warmup=100, num_samples=50)
     b = bayes.sample("chinchilla", demo, key=3, warn=False, num_chains=2, num_warmup=100, num_samples=50)
