@@ -331,6 +331,7 @@ def test_sample_many_matches_shapes_and_pads(demo):
         assert abs(np.median(again.samples["alpha"][k]) - np.median(many.samples["alpha"][k])) < 0.01
 
 
+@pytest.mark.slow  # 10-17 s: kept out of the default run, in CI's `-m slow`
 def test_one_failed_posterior_does_not_poison_the_batch(demo):
     from jaxscale.bayes._engine import NutsConfig, latent_sites, unconstrain
     from jaxscale.bayes._many import _finish, _run_many
@@ -352,6 +353,7 @@ def test_one_failed_posterior_does_not_poison_the_batch(demo):
         assert abs(np.median(out.samples["alpha"][k]) - HOFF["alpha"]) < 0.03
 
 
+@pytest.mark.slow  # 10-17 s: kept out of the default run, in CI's `-m slow`
 def test_sbc_small_run_is_well_formed(demo):
     res = bayes.sbc("chinchilla", demo.subset(np.arange(0, 60, 2)), 12, key=0, num_warmup=150, num_samples=100)
     assert set(res.truths.columns) == {"E", "A", "B", "alpha", "beta", "sigma", "df"}
@@ -405,6 +407,7 @@ def test_epoch_posterior_is_converged_and_narrower_than_the_bootstrap(epoch_post
 
 # --- CLI ---------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 10-17 s: kept out of the default run, in CI's `-m slow`
 def test_cli_bayes_writes_netcdf(tmp_path, demo):
     import arviz as az
 

@@ -74,6 +74,7 @@ def test_counts_weighting_equals_refitting_the_resampled_rows():
         np.testing.assert_allclose(b.theta_draws[r], ref.theta, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow  # 10-17 s: kept out of the default run, in CI's `-m slow`
 def test_same_key_same_draws_other_key_other_draws():
     d = jaxscale.demo_data()
     a = jaxscale.bootstrap("chinchilla", d, 40, key=5, starts="warm")
@@ -138,6 +139,7 @@ def test_progress_reports_every_chunk():
     assert [s[0] for s in seen] == sorted(s[0] for s in seen)
 
 
+@pytest.mark.slow  # 10-17 s: kept out of the default run, in CI's `-m slow`
 def test_cluster_bootstrap_resamples_whole_runs():
     rng = np.random.default_rng(0)
     rows = []
