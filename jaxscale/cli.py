@@ -1,4 +1,4 @@
-"""Command line: ``jaxscale fit|bootstrap|bayes|allocate|backtest|forecast|check|demo|laws``.
+"""Command line: ``jaxscale fit|bootstrap|bayes|allocate|backtest|forecast|check|demo|laws|bench``.
 
 Parses arguments, calls the library, prints a table and writes JSON. Errors
 are one line on stderr with a non-zero exit code, never a traceback.
@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_backtest_parser(sub)
     add_forecast_parser(sub)
     add_check_parser(sub)
+
+    from jaxscale.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return p
 
 
@@ -364,6 +368,12 @@ def _check(args) -> int:
     return cli_check(args)
 
 
+def _bench(args) -> int:
+    from jaxscale.bench import cli_bench
+
+    return cli_bench(args)
+
+
 def _laws(args) -> int:
     import jaxscale
 
@@ -385,7 +395,8 @@ def main(argv=None) -> int:
         set_host_device_count()
     try:
         commands = {"fit": _fit, "bootstrap": _bootstrap, "bayes": _bayes, "demo": _demo, "laws": _laws,
-                    "allocate": _allocate, "backtest": _backtest, "forecast": _forecast, "check": _check}
+                    "allocate": _allocate, "backtest": _backtest, "forecast": _forecast, "check": _check,
+                    "bench": _bench}
         return commands[args.command](args)
     except JaxscaleError as e:
         print(f"jaxscale: error: {e}", file=sys.stderr)
