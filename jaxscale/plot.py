@@ -73,9 +73,9 @@ def _new_axes_row(axes, n: int, what: str, width: float = 4.2):
     return axes[0].figure, axes
 
 
-def _source(fit, what: str) -> ParamSource:
+def _source(fit, what: str, law=None) -> ParamSource:
     try:
-        return param_source(fit)
+        return param_source(fit, law)
     except JaxscaleError as e:
         raise PlotError(f"{what}: {e}") from None
 
@@ -96,7 +96,7 @@ def _type_name(obj) -> str:
 # Fits: iso-loss contours, residuals
 
 
-def contours(fit, data=None, *, ax=None, levels=None, flops_per_token: float = 6.0, frontier: bool = True,
+def contours(fit, data=None, *, law=None, ax=None, levels=None, flops_per_token: float = 6.0, frontier: bool = True,
              C_range: tuple[float, float] | None = None, N_range: tuple[float, float] | None = None,
              n_grid: int = 150, cmap: str = "viridis"):
     """Iso-loss contours of a fitted law of ``N`` and ``D`` in the ``(C, N)`` plane, with the data and the frontier.
@@ -111,8 +111,12 @@ def contours(fit, data=None, *, ax=None, levels=None, flops_per_token: float = 6
     ----------
     fit
         A FitResult, BootstrapResult, posterior ``InferenceData``, fit file,
-        or :class:`~jaxscale._draws.ParamSource` of a law whose covariates are
-        exactly ``N`` and ``D`` (``chinchilla``, ``kaplan``, ...).
+        :class:`~jaxscale._draws.ParamSource`, or a dict of natural parameters
+        with ``law=``, of a law whose covariates are exactly ``N`` and ``D``
+        (``chinchilla``, ``kaplan``, ...).
+    law
+        The law's name, for a dict of parameters (e.g. Hoffmann's published
+        values); with a fit it only checks that the fit is of this law.
     data
         Optional :class:`~jaxscale.ScalingData` with ``N``, ``C`` and loss.
     levels
@@ -122,7 +126,7 @@ def contours(fit, data=None, *, ax=None, levels=None, flops_per_token: float = 6
         Plot limits; default the data's range widened 3x each way (C from
         1e18 to 1e25 without data).
     """
-    src = _source(fit, "contours")
+    src = _source(fit, "contours", law)
     law = src.law
     if set(law.covariates) != {"N", "D"}:
         raise PlotError(f"contours draws laws of N and D; law {law.name!r} takes {list(law.covariates)}.")
@@ -175,14 +179,16 @@ def contours(fit, data=None, *, ax=None, levels=None, flops_per_token: float = 6
     return ax
 
 
-def residuals(fit, data, *, axes=None):
+def residuals(fit, data, *, law=None, axes=None, title: str | None = None):
     """Log residuals ``log(observed / predicted)`` against each covariate of the law (one panel each).
 
-    Uses the fit's point estimate. Structure in any panel (a trend, a bend at
+    Uses the fit's point estimate (``fit`` as for :func:`contours`, a dict of
+    parameters with ``law=``). ``title`` replaces the default, which names
+    the law, the kind of estimate and the RMS residual. Structure in any panel (a trend, a bend at
     large ``N``) says the law's form misses something that the summed loss
     hides.
     """
-    src = _source(fit, "residuals")
+    src = _source(fit, "residuals", law)
     d = _data(data, "residuals")
     law = src.law
     missing = [c for c in law.covariates if c not in d.covariates]
@@ -200,7 +206,9 @@ def residuals(fit, data, *, axes=None):
         ax.set_ylim(-lim, lim)
         ax.set_xlabel(c)
     axes[0].set_ylabel("log(observed / predicted)")
-    fig.suptitle(f"{law.name} residuals ({src.kind}; RMS {np.sqrt(np.mean(r ** 2)):.3g})", fontsize=10)
+    if title is None:
+        title = f"{law.name} residuals ({src.kind}; RMS {np.sqrt(np.mean(r ** 2)):.3g})"
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -367,8 +375,9 @@ def pairs(source, *, var_names=None, kind: str = "scatter"):
     names = _var_names(law, var_names, idata, "pairs")
     if len(names) < 2:
         raise PlotError(f"pairs needs at least two parameters; got {names}.")
-    axes = az.plot_pair(idata, var_names=names, kind=kind, marginals=True, textsize=9,
-                        scatter_kwargs={"alpha": 0.3, "s": 4})
+    side = min(2.2 * len(names), 11.0)
+    axes = az.plot_pair(idata, var_names=names, kind=kind, marginals=True, textsize=9, figsize=(side, side),
+                        scatter_kwargs={"alpha": 0.4, "s": 6})
     fig = np.atleast_1d(axes).ravel()[0].figure
     return fig
 

@@ -356,3 +356,22 @@ def test_import_jaxscale_does_not_load_plot():
     code = "import sys, jaxscale; print('jaxscale.plot' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_published_parameters_plot_with_law(demo):
+    """A dict of published parameters needs law=; with it, contours and residuals draw that law."""
+    hoffmann = jaxscale.HOFFMANN_UNROUNDED
+    with pytest.raises(PlotError, match="needs law="):
+        plot.contours(hoffmann, demo)
+    ax = plot.contours(hoffmann, demo, law="chinchilla", levels=[2.5])
+    (cs,) = [c for c in ax.collections if hasattr(c, "levels")]
+    v = cs.get_paths()[0].vertices
+    np.testing.assert_allclose(get("chinchilla").predict(hoffmann, N=v[:, 1], D=v[:, 0] / (6 * v[:, 1])), 2.5,
+                               rtol=1e-2)
+    fig = plot.residuals(hoffmann, demo, law="chinchilla", title="published")
+    assert fig._suptitle.get_text() == "published"
+    # demo data are Hoffmann's law with 1% noise: residuals are that noise
+    (pts,) = _scatter_offsets(fig.axes[0])
+    assert 0.005 < np.sqrt(np.mean(pts[:, 1] ** 2)) < 0.015
+    with pytest.raises(PlotError, match="holds a fit of law 'chinchilla'.*not 'kaplan'"):
+        plot.residuals(jaxscale.fit("chinchilla", demo, starts=8, key=0), demo, law="kaplan")

@@ -11,7 +11,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
 from jaxscale.errors import LawError
-from jaxscale.laws import Law, Param
+from jaxscale.laws import Law, Param, get
 
 class ShiftedGamma(dist.Distribution):
     """``shift + Gamma(concentration, rate)``, with a static support ``(shift, inf)``.
@@ -101,7 +101,7 @@ def _grid_prior(p: Param) -> tuple[float, float]:
     return 0.5 * (lo + hi), max(hi - lo, 2.0)
 
 
-def default_priors(law: Law) -> dict[str, dist.Distribution]:
+def default_priors(law: str | Law) -> dict[str, dist.Distribution]:
     """The default (weakly-informative) prior of every parameter of ``law``.
 
     Each parameter gets a Normal on its *sampling* scale (``Param.prior``):
@@ -114,10 +114,11 @@ def default_priors(law: Law) -> dict[str, dist.Distribution]:
     --------
     >>> import jaxscale
     >>> from jaxscale.bayes import default_priors
-    >>> pri = default_priors(jaxscale.laws.get("chinchilla"))
+    >>> pri = default_priors("chinchilla")                  # a name or a Law
     >>> {k: (round(float(v.loc), 3), float(v.scale)) for k, v in pri.items() if k in ("A", "alpha")}
     {'A': (6.0, 3.0), 'alpha': (-1.204, 0.5)}
     """
+    law = get(law)
     out = {}
     for p in law.params:
         loc, scale = p.prior if p.prior is not None else _grid_prior(p)
