@@ -195,6 +195,7 @@ def test_failed_draws_are_flagged_not_fatal(boot):
     assert np.isfinite(t["N_opt_lo"][0]) and np.isfinite(t["N_opt_hi"][0])
 
 
+@pytest.mark.slow  # ~10 s: the default suite stays under 10 min; CI runs -m slow
 def test_posterior_draws(epoch_data, tmp_path, capsys):
     from jaxscale import bayes
 

@@ -305,6 +305,7 @@ def test_partial_pooling_recovers_a_small_familys_exponents():
     assert d.table["r_hat"].max() < 1.05 and d.n_divergent <= 8, str(d)
 
 
+@pytest.mark.slow  # ~10 s: the default suite stays under 10 min; CI runs -m slow
 def test_separate_pooling_has_per_family_exponents():
     data = jaxscale.ScalingData.from_frame(_families(), group="group")
     idata = bayes.sample("chinchilla", data, pooling="separate", key=0, warn=False, num_chains=1, num_warmup=150,

@@ -61,6 +61,7 @@ def test_point_forecast_recovers_heldout_truth():
     assert np.allclose(t.rel_error, (t.predicted - t.actual) / t.actual)
 
 
+@pytest.mark.slow  # ~10 s: the default suite stays under 10 min; CI runs -m slow
 def test_bootstrap_predictive_interval_covers_near_nominal():
     # 40 independent data sets (2% log-normal noise, known law) x 10 held-out points each = 400 predictions.
     # Points of one data set share its fitted parameters, so the coverages are clustered: the per-data-set
@@ -430,6 +431,7 @@ def test_cli_backtest_errors(tmp_path, capsys):
         _cli(["backtest", str(csv)])
 
 
+@pytest.mark.slow  # ~10 s: the default suite stays under 10 min; CI runs -m slow
 def test_bayes_backtest_uses_the_posterior_predictive(monkeypatch):  # ~10 s, most of it compiling NUTS
     from jaxscale import bayes
 
