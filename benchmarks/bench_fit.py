@@ -148,12 +148,26 @@ def main(argv=None):
             "n_starts": res.n_starts, "seconds_first_call_incl_compile": first, "seconds_steady_median": steady,
             "seconds_all": times, "fits_per_s": res.n_starts / steady, "fits_per_s_incl_compile": res.n_starts / first,
             "best_objective": res.objective, "n_at_best": res.n_at_best, "params": res.params,
-            "total_iterations": int(res.starts["n_iter"].sum()),
+            "total_iterations": int(res.starts["n_iter"].sum()), "mixed_precision": res.settings["mixed_precision"],
             "status": res.starts["status"].value_counts().to_dict(),
         },
     }
     print(f"jaxscale: {res.n_starts} starts in {steady:.3f} s steady ({res.n_starts / steady:,.0f} fits/s); "
           f"first call incl. compile {first:.2f} s; objective {res.objective:.10g}; {res.n_at_best} at best")
+
+    # The same protocol with pure float64 trajectories (mixed_precision=False), for the record.
+    jaxscale.fit("chinchilla", data, starts=starts, mixed_precision=False)
+    t64 = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        r64 = jaxscale.fit("chinchilla", data, starts=starts, mixed_precision=False)
+        t64.append(time.perf_counter() - t0)
+    out["jaxscale_float64_only"] = {"seconds_steady_median": float(np.median(t64)), "seconds_all": t64,
+                                    "fits_per_s": r64.n_starts / float(np.median(t64)),
+                                    "best_objective": r64.objective, "n_at_best": r64.n_at_best,
+                                    "total_iterations": int(r64.starts["n_iter"].sum())}
+    print(f"jaxscale, float64 only: {float(np.median(t64)):.3f} s steady ({r64.n_starts / float(np.median(t64)):,.0f} "
+          f"fits/s); objective {r64.objective:.10g}; {r64.n_at_best} at best")
 
     if not args.skip_scipy:
         N, D, L = data.covariates["N"], data.covariates["D"], data.y

@@ -435,7 +435,8 @@ def _bench_fit(data, sizes, repeats, dtype, reference, log) -> tuple[dict, Any]:
         row = {"n_starts": n, "starts": kind, "seconds_first_call": first, "seconds_steady": steady,
                "seconds_all": times, "fits_per_s": n / steady, "fits_per_s_incl_compile": n / first,
                "objective": res.objective, "n_at_best": res.n_at_best, "n_diverged": res.n_diverged,
-               "total_iterations": int(res.starts["n_iter"].sum()), "params": res.params}
+               "total_iterations": int(res.starts["n_iter"].sum()), "params": res.params,
+               "mixed_precision": bool(res.settings.get("mixed_precision", False))}
         rows.append(row)
         log(f"fit: {n:,} starts: {steady:.3g} s steady ({n / steady:,.0f} fits/s), {first:.3g} s incl. compile; "
             f"objective {res.objective:.10g}, {res.n_at_best} at best")

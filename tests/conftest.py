@@ -5,6 +5,10 @@ import pytest
 
 import jaxscale  # noqa: F401  (enables float64 before any test builds arrays)
 
+# The CLI keeps compiled solvers in a persistent cache; tests call it in-process and must not
+# write to the user's home or read programs compiled by another version (test_cli tests the cache).
+os.environ.setdefault("JAXSCALE_CACHE_DIR", "off")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("JAXSCALE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

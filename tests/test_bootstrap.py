@@ -56,6 +56,7 @@ def test_residual_bootstrap_se_matches_asymptotic_too():
     assert b.n_failed == 0 and b.method == "residual"
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_counts_weighting_equals_refitting_the_resampled_rows():
     """Replicate r's count-weighted fit is the fit of the data with its rows repeated."""
     law, p, d, kw, tol = synthetic("chinchilla", noise=0.01)
@@ -96,6 +97,7 @@ def test_multistart_per_replicate_and_chunking_give_identical_results():
     np.testing.assert_allclose(full.theta_draws, warm.theta_draws, rtol=1e-5)  # same resamples, same optima
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_memory_limit_sets_the_chunk_and_too_small_errors():
     d = jaxscale.demo_data()
     a = jaxscale.bootstrap("chinchilla", d, 10, key=1, starts=32)
@@ -212,6 +214,7 @@ def test_a_diverging_replicate_is_excluded_and_does_not_poison_the_batch():
         jaxscale.bootstrap(law, d.subset(np.arange(20)), 5, key=0, point=point)
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_derived_builtins_agree_with_numpy_on_the_draws():
     d = jaxscale.demo_data()
     b = jaxscale.bootstrap("chinchilla", d, 60, key=0, starts="warm")
@@ -232,6 +235,7 @@ def test_derived_builtins_agree_with_numpy_on_the_draws():
     assert lo < loss.estimate < hi and loss.se() > 0
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_derive_rejects_bad_functions():
     b = jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), 10, key=0, starts="warm")
     with pytest.raises(DerivedError, match=r"scalar or a 1-D array; got shape \(2, 2\)"):

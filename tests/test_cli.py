@@ -115,3 +115,41 @@ def test_bootstrap_cli_errors_are_one_line(tmp_path):
     assert "needs a 'run' or 'group' column" in r.stderr
     r = run("bootstrap", str(tmp_path / "d.csv"), "-n", "0")
     assert r.returncode == 2 and "n_resamples must be an integer >= 1; got 0" in r.stderr
+
+
+def _demo_csv(tmp_path):
+    import jaxscale
+
+    d = jaxscale.demo_data()
+    path = tmp_path / "demo.csv"
+    import pandas as pd
+
+    pd.DataFrame({"N": d.covariates["N"], "D": d.covariates["D"], "loss": d.y}).to_csv(path, index=False)
+    return path
+
+
+def test_mixed_precision_flag_is_recorded(tmp_path):
+    csv, out = _demo_csv(tmp_path), tmp_path / "fit.json"
+    assert main(["fit", str(csv), "--starts", "64", "--mixed-precision", "on", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["mixed_precision"] is True
+    assert main(["fit", str(csv), "--starts", "64", "--mixed-precision", "off", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["mixed_precision"] is False
+
+
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
+def test_persistent_compilation_cache(tmp_path):
+    """The CLI keeps compiled solvers in $JAXSCALE_CACHE_DIR; 'off' keeps nothing."""
+    import os
+
+    csv, cache = _demo_csv(tmp_path), tmp_path / "cache"
+    env = dict(os.environ, JAXSCALE_CACHE_DIR=str(cache))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    cmd = [sys.executable, "-m", "jaxscale.cli", "fit", str(csv), "--starts", "64"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stderr
+    assert any(cache.iterdir()), "no compiled program was cached"
+    off = tmp_path / "off"
+    env["JAXSCALE_CACHE_DIR"] = "off"
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert not off.exists() and sorted(os.listdir(tmp_path)) == ["cache", "demo.csv"]

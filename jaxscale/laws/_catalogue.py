@@ -28,6 +28,22 @@ def _chinchilla_log_predict(theta, logx):
     return jax.nn.logsumexp(jnp.stack([log_E, log_A - alpha * log_N, log_B - beta * log_D]))
 
 
+def _chinchilla_log_predict_jac(theta, logx):
+    # The same LSE, written out over a block so the Jacobian is the softmax
+    # weights of the three terms (no reverse pass, no (block, n, P) array).
+    log_E, log_A, log_B, alpha, beta = theta
+    log_N, log_D = logx
+    t1 = log_A - alpha * log_N
+    t2 = log_B - beta * log_D
+    m = jnp.maximum(jnp.maximum(t1, t2), log_E)
+    x0, x1, x2 = jnp.exp(log_E - m), jnp.exp(t1 - m), jnp.exp(t2 - m)
+    s = x0 + x1 + x2
+    inv = 1.0 / s
+    w1, w2 = x1 * inv, x2 * inv
+    lp = m + jnp.log(s)
+    return lp, (x0 * inv, w1, w2, -w1 * log_N, -w2 * log_D)
+
+
 def chinchilla() -> Law:
     r"""Chinchilla loss law (Hoffmann et al. 2022, Eq. 2; Approach 3).
 
@@ -66,6 +82,7 @@ def chinchilla() -> Law:
         covariates=("N", "D"),
         formula="L = E + A/N^alpha + B/D^beta",
         reference="Hoffmann et al. 2022, arXiv:2203.15556, Eq. 2",
+        log_predict_jac=_chinchilla_log_predict_jac,
     )
 
 

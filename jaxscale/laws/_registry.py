@@ -91,6 +91,15 @@ class Law(NamedTuple):
     options
         The options the law was built with, as ``(name, value)`` pairs (kept a
         tuple so a Law is hashable and can key compiled solvers).
+    log_predict_jac
+        Optional fused form for speed: ``log_predict_jac(theta, logx) ->
+        (lp, J)`` for a whole block, where ``theta`` is a tuple of ``P`` arrays
+        of shape ``(B, 1)``, ``logx`` a tuple of ``K`` arrays of shape
+        ``(n,)``, ``lp`` the ``(B, n)`` log predictions and ``J`` a tuple of
+        the ``P`` partial derivatives ``d lp / d theta_k``, each ``(B, n)``. It
+        must agree with ``log_predict`` and its autodiff Jacobian (the tests
+        check every law that has one). Without it the solver uses
+        ``jax.value_and_grad`` of ``log_predict``.
     """
 
     name: str
@@ -101,6 +110,7 @@ class Law(NamedTuple):
     reference: str = ""
     starts_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    log_predict_jac: Callable[[Any, Any], Any] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
