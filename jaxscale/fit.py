@@ -249,7 +249,7 @@ def fit(
         optimum (objective, parameters and status are float64 ones), found
         ~1.3x faster on Epoch's protocol (benchmarks/README.md). ``None``
         (default): on when ``dtype`` is float64, the law has a fused
-        ``log_predict_jac`` (``chinchilla``: where float32 pays) and there
+        ``log_predict_jac`` (``chinchilla``, ``power``: where float32 pays) and there
         are at least ``MIXED_MIN_SOLVES`` (2,048) starts, enough to repay
         compiling the second phase. ``False``: pure float64 trajectories.
 

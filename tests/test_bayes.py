@@ -188,6 +188,7 @@ def test_df_prior_keeps_the_likelihood_bounded():
     assert not bool(pri.support(0.99)) and bool(pri.support(1.01))
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_bad_diagnostics_warn_with_advice(demo):
     with pytest.warns(RuntimeWarning) as rec:
         bayes.sample("chinchilla", demo, key=0, num_chains=2, num_warmup=50, num_samples=20)
@@ -262,6 +263,7 @@ def test_compare_prefers_the_true_law(demo):
     assert table.loc["power_in_N", "elpd_diff"] > 4 * table.loc["power_in_N", "dse"]
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_compare_needs_the_same_data(demo_post, demo):
     other = bayes.sample("chinchilla", demo.drop_top(3), key=0, warn=False, num_chains=2, num_warmup=100,
                          num_samples=100)

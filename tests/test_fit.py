@@ -214,6 +214,7 @@ print(jax.local_device_count())
 """
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_sharded_over_host_devices_gives_identical_results(tmp_path):
     """Starts sharded over 2 XLA host devices: bit-identical per-start results to 1 device."""
     import os

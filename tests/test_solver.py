@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxscale
-from helpers import LAW_NAMES, case
+from helpers import LAW_NAMES, case, synthetic
 from jaxscale import FitError
 from jaxscale.objectives import make_objective
 from jaxscale.solver import SolverConfig, _evaluate
@@ -26,7 +26,7 @@ def _design(name, n_starts=7, seed=0):
 
 
 def test_fused_laws_are_listed():
-    assert "chinchilla" in FUSED
+    assert {"chinchilla", "power"} <= set(FUSED)
 
 
 @pytest.mark.parametrize("name", FUSED)
@@ -75,11 +75,25 @@ def test_mixed_precision_reaches_the_float64_optimum():
     assert set(mixed.starts["status"]) <= {"converged", "max_iter"}
 
 
+@pytest.mark.parametrize("name", FUSED)
+def test_mixed_precision_matches_float64_for_every_fused_law(name):
+    law, _, data, kw, _ = synthetic(name, noise=0.01)
+    logx, logy = data.design(law.covariates, law.name)
+    grid = law.default_starts(logx, logy)
+    starts = grid[np.random.default_rng(0).choice(len(grid), 256)]
+    pure = jaxscale.fit(law, data, starts=starts, mixed_precision=False, **kw)
+    mixed = jaxscale.fit(law, data, starts=starts, mixed_precision=True, **kw)
+    np.testing.assert_allclose(mixed.objective, pure.objective, rtol=1e-10)
+    for k in pure.params:
+        np.testing.assert_allclose(mixed.params[k], pure.params[k], rtol=1e-5, err_msg=k)
+
+
 def test_mixed_precision_default_and_bad_values():
     d = jaxscale.demo_data()
     assert jaxscale.fit("chinchilla", d, starts=64, key=0).settings["mixed_precision"] is False  # few starts
-    power = jaxscale.laws.get("power", resource="N")
-    assert jaxscale.fit(power, d, starts=np.repeat(power.default_starts(), 60, 0)).settings["mixed_precision"] is False
+    kaplan = jaxscale.laws.get("kaplan")  # no fused Jacobian: float32 would not pay
+    many = np.repeat(kaplan.default_starts(), -(-2048 // len(kaplan.default_starts())), 0)
+    assert jaxscale.fit(kaplan, d, starts=many).settings["mixed_precision"] is False
     assert jaxscale.fit("chinchilla", d, starts=64, key=0, dtype="float32").settings["mixed_precision"] is False
     with pytest.raises(FitError, match="mixed_precision=True needs dtype float64"):
         jaxscale.fit("chinchilla", d, starts=64, key=0, dtype="float32", mixed_precision=True)

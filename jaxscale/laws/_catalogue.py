@@ -141,6 +141,17 @@ def _power_log_predict(theta, logx):
     return jnp.logaddexp(log_E, log_A - alpha * logx[0])
 
 
+def _power_log_predict_jac(theta, logx):
+    log_E, log_A, alpha = theta
+    (log_x,) = logx
+    t1 = log_A - alpha * log_x
+    m = jnp.maximum(t1, log_E)
+    x0, x1 = jnp.exp(log_E - m), jnp.exp(t1 - m)
+    s = x0 + x1
+    w1 = x1 / s
+    return m + jnp.log(s), (x0 / s, w1, -w1 * log_x)
+
+
 def _power_starts(logx, logy):
     # The scale of A depends on the units of x: centre it on the data so the
     # grid brackets A/x^alpha ~ (loss - E) at the median x.
@@ -189,6 +200,7 @@ def power(resource: str = "x") -> Law:
         reference="Kaplan et al. 2020, arXiv:2001.08361",
         starts_fn=_power_starts,
         options=(("resource", resource),),
+        log_predict_jac=_power_log_predict_jac,
     )
 
 
