@@ -305,6 +305,7 @@ def test_mismatched_lengths_are_named():
 # ----------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_cli_allocate_from_fit_and_bootstrap_json(shared_data, tmp_path, capsys):
     csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
     cols = ["--col", "N=Model Size", "--col", "C=Training FLOP", "--col", "loss=loss", "--drop-top-loss", "5"]

@@ -331,6 +331,7 @@ def test_epoch_allocation_exponent(epoch_boot):
     assert abs((hi - lo) - 0.051) < 0.006
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_epoch_chi2_test_of_hoffmann(epoch_boot, epoch_data):
     lik = jaxscale.fit("chinchilla", epoch_data, objective="likelihood")
     t = jaxscale.chi2_test(epoch_boot, HOFFMANN, estimate=lik)  # Epoch: centred on the likelihood fit, log scale

@@ -80,6 +80,7 @@ def test_bad_option_is_an_argparse_error():
     assert r.returncode == 2 and "--starts expects" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_bootstrap_prints_table_and_writes_the_documented_json(shared_data, tmp_path, capsys):
     out = tmp_path / "boot.json"
     csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"

@@ -219,6 +219,7 @@ def test_observational_pythia_hellaswag_sigmoid_of_compute(obs_path):
     assert rms < 0.1 * y.std()
 
 
+@pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
 def test_observational_two_stage_backtest_largest_pythia(obs_path, epoch_data, record_property):
     """The real workflow: (N, D) -> Chinchilla loss (Epoch's fit) -> HellaSwag, fitted on 7 Pythias, the 12B held out.
 
