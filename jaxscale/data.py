@@ -28,6 +28,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "C": ("c", "flops", "compute", "training flop", "training flops", "training_flops"),
     "U": ("u", "unique_tokens", "unique tokens"),
     "loss": ("loss", "val_loss", "score"),
+    # checkpoints of one training run share its seed and schedule: the run role marks them (forecasts and the
+    # Bayesian model then treat a run, not a row, as the unit of independence)
+    "run": ("run", "run_id", "name"),
 }
 COVARIATE_KEYS = ("N", "D", "C", "U", "x")
 LABEL_KEYS = ("group", "run")

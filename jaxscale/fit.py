@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,6 +282,10 @@ def fit(
             f"{len(data)} points cannot determine {n_free} free parameters of law {law.name!r}"
             f"{' (+ sigma)' if obj.name == 'likelihood' else ''}; need at least {n_free} points."
         )
+    if len(data) == n_free:
+        warnings.warn(f"{len(data)} points for {n_free} free parameters of law {law.name!r}: the fit interpolates "
+                      f"(every residual ~0), so it says nothing about the noise or how well the law fits. Add points "
+                      f"or fix a parameter.", RuntimeWarning, stacklevel=2)
     theta0, start_kind = _make_starts(law, starts, key, logx, logy)
     theta0 = np.where(free > 0, theta0, fixed_theta)
     cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol),

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +58,8 @@ from jaxscale.solver import (
 )
 
 METHODS = ("pairs", "residual", "cluster")
+#: Share of unidentified replicates above which :func:`bootstrap` warns that its interval is unreliable.
+UNIDENTIFIED_WARN = 0.1
 INTERVALS = ("percentile", "bca")
 
 
@@ -229,10 +231,14 @@ def _solve_replicates(law, theta0, logx, free, cfg, n_rep, rows, weighted, skip,
 # --------------------------------------------------------------------------- intervals
 
 
-def _check_level(level):
+def check_level(level) -> float:
+    """``level`` as a float in (0, 1), or a :class:`FitError` naming it."""
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise FitError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}.")
     return float(level)
+
+
+_check_level = check_level
 
 
 def _percentile(draws, level):
@@ -662,7 +668,10 @@ def bootstrap(
         chunk_size = min(chunk_size, chunk_for_memory(law.n_params, len(data), int(memory_limit), cfg.block,
                                                       jnp.dtype(dtype).itemsize, len(theta0)))
 
-    fitted = np.log(law.predict(point.params, **{c: data.covariates[c] for c in law.covariates}))
+    # from the fitting coordinates: a parameter that ran off to exp(-inf) = 0 (E of a law that needs no floor) has
+    # finite predictions, but law.predict would reject its natural value
+    fitted = np.asarray(jax.vmap(law.log_predict, in_axes=(None, 0))(jnp.asarray(point.theta), jnp.asarray(logx)),
+                        np.float64)
     sampler = _Resampler(method, k_resample, logy, fitted, codes, n_clusters)
     skip = None
     if method != "residual":
@@ -684,6 +693,14 @@ def bootstrap(
         kinds = ", ".join(f"{int((status == s).sum())} {s}" for s in ("diverged", "unidentified", "nonfinite")
                           if (status == s).any())
         warnings.warn(f"{n_failed} of {n_resamples} bootstrap replicates failed ({kinds}) and are excluded.",
+                      RuntimeWarning, stacklevel=2)
+    n_unidentified = int((status == "unidentified").sum())
+    if n_unidentified > UNIDENTIFIED_WARN * n_resamples:
+        unit = f"{n_clusters} {cluster_col}s" if method == "cluster" else f"{len(data)} points"
+        warnings.warn(f"{n_unidentified} of {n_resamples} bootstrap replicates ({n_unidentified / n_resamples:.0%}) "
+                      f"drew too few distinct points to identify law {law.name!r} from {unit}: the interval rests "
+                      f"on the resamples that happened to be identifiable and is too narrow. Give more "
+                      f"{'runs (clusters)' if method == 'cluster' else 'points'}, or fix a parameter.",
                       RuntimeWarning, stacklevel=2)
     if ok.sum() < 2:
         raise FitError(f"Only {int(ok.sum())} of {n_resamples} bootstrap replicates succeeded; need at least 2.")
@@ -718,6 +735,77 @@ def bootstrap(
     })
     return BootstrapResult(law, method, point, table, draws, best.theta[ok], n_resamples, n_failed, settings,
                            time.perf_counter() - t0, jackknife, sampler)
+
+
+class Refits(NamedTuple):
+    """Best optimum of each weighted refit (see :func:`refit`): ``theta`` ``(R, P)`` in fitting coordinates,
+    ``objective`` and ``status`` (``"converged"``, ``"max_iter"``, ``"diverged"``, ``"unidentified"``) per row."""
+
+    theta: np.ndarray
+    objective: np.ndarray
+    status: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return (self.status == "converged") | (self.status == "max_iter")
+
+
+def refit(
+    law: str | Law,
+    data,
+    weights: np.ndarray,
+    starts: np.ndarray,
+    *,
+    objective: str = "huber",
+    delta: float = 1e-3,
+    fixed: Mapping[str, float] | None = None,
+    max_iter: int = 400,
+    ftol: float = 1e-10,
+    xtol: float = 1e-7,
+    dtype=None,
+    devices=None,
+) -> Refits:
+    """Refit one design under many per-point weightings at once: row ``r`` of ``weights`` is one problem.
+
+    Every problem is solved from every row of ``starts`` (fitting coordinates) in one batched, compiled
+    computation (the solver's replicates, as the bootstrap's), so leave-out, leave-future-out or reweighted
+    fits cost one compiled program however many there are. A problem whose points (weight > 0) cannot
+    identify the law (a covariate with fewer than 2 distinct values, or fewer distinct points than free
+    parameters) is not solved and is reported ``"unidentified"``.
+
+    >>> import numpy as np, jaxscale
+    >>> from jaxscale.uncertainty import refit
+    >>> data = jaxscale.demo_data()
+    >>> point = jaxscale.fit("chinchilla", data, starts=64, key=0)
+    >>> w = np.ones((2, len(data)))
+    >>> w[1, data.covariates["C"] > 1e21] = 0.0  # the second problem: the smaller budgets only
+    >>> r = refit("chinchilla", data, w, point.theta[None, :])
+    >>> r.status.tolist(), bool(np.allclose(r.theta[0], point.theta, atol=1e-5))
+    (['converged', 'converged'], True)
+    """
+    law = get(law)
+    data = ScalingData.coerce(data)
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim != 2 or weights.shape[1] != len(data):
+        raise FitError(f"weights must have shape (n_problems, {len(data)}), one row per problem; got {weights.shape}.")
+    if not np.all(np.isfinite(weights) & (weights >= 0)):
+        raise FitError("weights must be finite and >= 0.")
+    _check_solver_args(max_iter, ftol, xtol, 65536, None)
+    obj = make_objective(objective, delta)
+    dtype = _dtype(dtype)
+    logx, logy = data.design(law.covariates, law.name)
+    free, _, fixed_theta = _free_mask(law, fixed)
+    theta0 = np.where(free > 0, np.atleast_2d(np.asarray(starts, np.float64)), fixed_theta)
+    n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
+    cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol))
+    bad = _unidentified(weights, logx, n_free)
+    best = _solve_replicates(law, theta0, logx, free, cfg, len(weights),
+                             lambda lo, hi: (np.broadcast_to(logy, (hi - lo, len(logy))), weights[lo:hi]), True,
+                             lambda lo, hi: bad[lo:hi], dtype=dtype, devices=devices)
+    names = {CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged", SKIPPED: "unidentified"}
+    status = np.array([names[int(s)] for s in best.status], dtype=object)
+    status[~np.all(np.isfinite(best.theta), 1) & ((status == "converged") | (status == "max_iter"))] = "diverged"
+    return Refits(best.theta, best.f, status)
 
 
 def _clusters(data: ScalingData, cluster):
@@ -759,4 +847,4 @@ def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes):
     return out[good]
 
 
-__all__ = ["BootstrapResult", "Derived", "DerivedError", "METHODS", "bootstrap"]
+__all__ = ["BootstrapResult", "Derived", "DerivedError", "METHODS", "Refits", "bootstrap", "refit"]

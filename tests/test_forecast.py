@@ -1,6 +1,5 @@
 """Forecast and backtest: accuracy, calibration, reproducibility, provenance, bad input, CLI."""
 
-import argparse
 import json
 import os
 
@@ -10,25 +9,17 @@ import pytest
 
 import jaxscale
 from jaxscale.errors import DataError, FitError, JaxscaleError
-from jaxscale.forecast import (
-    BACKTEST_SAMPLES,
-    Forecast,
-    _check_counts,
-    add_backtest_parser,
-    add_check_parser,
-    add_forecast_parser,
-    backtest,
-    cli_backtest,
-    cli_check,
-    cli_forecast,
-    crps_samples,
-    forecast,
-)
+from jaxscale.cli import build_parser
+from jaxscale.cli import forecast as forecast_commands
+from jaxscale.forecast import BACKTEST_SAMPLES, Forecast, backtest, crps_samples, forecast
+from jaxscale.forecast._split import check_counts
 
 # demo_data's 8 budgets run from 1e18 to 1e22 FLOPs: this cutoff fits the 6 smallest (72 runs) and holds out the
 # 2.7e21 and 1e22 budgets (24 runs), a 3.7x-14x extrapolation in compute.
 CUTOFF = {"C": 1.1e21}
-FAST = {"starts": 64, "key": 0}  # one compiled shape for every chinchilla test in this file
+# One compiled shape for every chinchilla test in this file; these tests check the residual interval ("fit"): the
+# calibrated default has its own tests in test_calibration.py.
+FAST = {"starts": 64, "key": 0, "method": "fit"}
 POWER = {"E": 0.5, "A": 40.0, "alpha": 0.3}
 # 40 training points over 3 decades, 10 held out up to 3x beyond the largest.
 X_POWER = np.concatenate([np.logspace(2, 5, 40), np.logspace(5.05, 5.5, 10)])
@@ -135,7 +126,7 @@ def test_bad_flag_column_and_fixed_parameters_count():
     with pytest.raises(DataError, match=r"Law 'power' needs covariate\(s\) \['x'\]; the data lacks \['x'\]"):
         backtest("power", frame, split="Training")  # x is never guessed from a column name
     # Fixing parameters lowers the number of training points needed: 2 points suffice for 1 free parameter.
-    bt = backtest("power", frame.iloc[:48], split={"x": 130.0}, fixed={"E": 0.5, "A": 40.0}, x="x")
+    bt = backtest("power", frame.iloc[:48], split={"x": 130.0}, fixed={"E": 0.5, "A": 40.0}, x="x", method="fit")
     assert bt.summary["n_train"] == 2 and bt.summary["n_test"] == 46
     with pytest.raises(DataError, match="leaves 2 training point.*3 free parameter"):
         backtest("power", frame.iloc[:48], split={"x": 130.0}, x="x")
@@ -160,20 +151,20 @@ def test_residual_intervals_need_a_residual_degree_of_freedom():
     first3 = {k: v[:3] for k, v in data.items()}
     with pytest.raises(DataError, match=r"^data has 3 point\(s\); law 'power' has 3 free parameter\(s\), and "
                                         r"method='fit' .* at least 4 training points"):
-        forecast(law, first3, at={"x": 1e6}, key=0)
+        forecast(law, first3, at={"x": 1e6}, key=0, method="fit")
     # One residual degree of freedom (E fixed: 2 free parameters, 3 points) is enough, and the interval is a real
     # one: measured widths are 1.3%-1.6% of the prediction for seeds 0-2 at 2% noise, against ~1e-12 for the
     # residuals of an interpolation; 0.5% leaves a factor 2.5 margin.
-    bt = backtest(law, data, split=three, fixed={"E": 0.5}, key=0)
+    bt = backtest(law, data, split=three, fixed={"E": 0.5}, key=0, method="fit")
     t = bt.table
     assert bt.summary["n_train"] == 3 and bt.forecast.log_samples.shape == (3, 47)
     assert np.all((t.lo < t.predicted) & (t.predicted < t.hi)) and np.all((t.hi - t.lo) / t.predicted > 0.005)
     # bayes samples its noise scale (the prior carries it when the data cannot), so it keeps n_train >= n_free.
     desc = {"kind": "cutoff", "cutoff": three, "rule": "train on x <= 126"}
-    _check_counts(three, desc, law, 3, 47, 3, "bayes")  # accepted: no error
+    check_counts(three, desc, law, 3, 47, 3, "bayes")  # accepted: no error
     with pytest.raises(DataError, match=r"leaves 2 training point\(s\) .* 3 free parameter\(s\), so at least 3 "
                                         r"training points are needed \(method='bayes'\)"):
-        _check_counts(three, desc, law, 2, 48, 3, "bayes")
+        check_counts(three, desc, law, 2, 48, 3, "bayes")
 
 
 @pytest.mark.slow
@@ -292,13 +283,8 @@ def test_stored_draws_are_capped_evenly_and_load_says_so(tmp_path):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser(prog="jaxscale")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_backtest_parser(sub)
-    add_forecast_parser(sub)
-    add_check_parser(sub)
-    args = parser.parse_args(argv)
-    return {"backtest": cli_backtest, "forecast": cli_forecast, "check": cli_check}[args.command](args)
+    """The command's own code (``jaxscale.cli.forecast.run``), without ``main``'s error handling: errors raise."""
+    return forecast_commands.run(build_parser().parse_args(argv))
 
 
 def _runs_csv(tmp_path):
@@ -317,7 +303,7 @@ def test_cli_backtest_prints_table_and_writes_json(tmp_path, capsys):
     jaxscale.demo_data().to_frame().rename(columns={"C": "FLOPs"}).drop(columns="D").to_csv(csv, index=False)
     out = tmp_path / "bt.json"
     rc = _cli(["backtest", str(csv), "--law", "chinchilla", "--col", "C=FLOPs", "--cutoff", "FLOPs<=1.1e21",
-               "--starts", "64", "--seed", "0", "--json", str(out), "--csv", str(tmp_path / "bt.csv")])
+               "--starts", "64", "--seed", "0", "--method", "fit", "--json", str(out), "--csv", str(tmp_path / "bt.csv")])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "split: train on FLOPs <= 1.1e+21; score the rest; 72 training points, 24 scored" in printed
@@ -344,7 +330,7 @@ def test_cli_backtest_prints_table_and_writes_json(tmp_path, capsys):
 def test_cli_forecast_then_check_is_the_backtest(tmp_path, capsys):
     paths = _runs_csv(tmp_path)
     fc_path, scores = tmp_path / "forecast.json", tmp_path / "scores.json"
-    common = ["--law", "chinchilla", "--col", "C=FLOPs", "--starts", "64", "--seed", "0"]
+    common = ["--law", "chinchilla", "--col", "C=FLOPs", "--starts", "64", "--seed", "0", "--method", "fit"]
     # Before the big runs: fit the runs up to 1.1e21 FLOPs, forecast the planned ones, save the forecast.
     assert _cli(["forecast", str(paths["runs"]), *common, "--cutoff", "FLOPs=1.1e21", "--at-csv",
                  str(paths["planned"]), "--out", str(fc_path)]) == 0
@@ -370,7 +356,7 @@ def test_cli_forecast_then_check_is_the_backtest(tmp_path, capsys):
 
     # --at points: the same forecast as the library's.
     assert _cli(["forecast", str(paths["runs"]), *common, "--cutoff", "FLOPs=1.1e21", "--at", "N=7e10,D=1.4e12",
-                 "--at", "N=1e9,D=2e10", "--method", "fit", "--level", "0.8", "--json", str(fc_path)]) == 0
+                 "--at", "N=1e9,D=2e10", "--level", "0.8", "--json", str(fc_path)]) == 0
     lib = forecast("chinchilla", jaxscale.demo_data(), split=CUTOFF, at={"N": [7e10, 1e9], "D": [1.4e12, 2e10]},
                    level=0.8, **FAST)
     cli = Forecast.load(fc_path)
@@ -398,7 +384,7 @@ def test_cli_forecast_and_check_errors(tmp_path, capsys, monkeypatch):
     with pytest.raises(DataError, match=r"^data has 5 point\(s\); law 'chinchilla' has 5 free parameter\(s\), "
                                         r"and method='fit'"):
         pd.read_csv(paths["runs"]).head(5).to_csv(paths["done"], index=False)
-        _cli(["forecast", str(paths["done"]), "--col", "C=FLOPs", "--at", "N=1e9,D=2e10"])
+        _cli(["forecast", str(paths["done"]), "--col", "C=FLOPs", "--at", "N=1e9,D=2e10", "--method", "fit"])
     with pytest.raises(DataError, match=r"No such forecast file: .*nope.json"):
         _cli(["check", str(tmp_path / "nope.json"), str(paths["runs"])])
     (tmp_path / "fit.json").write_text('{"params": {}}')
@@ -422,7 +408,7 @@ def test_cli_backtest_errors(tmp_path, capsys):
     jaxscale.demo_data().to_frame().to_csv(csv, index=False)
     with pytest.raises(DataError, match="holds out no points"):
         _cli(["backtest", str(csv), "--cutoff", "C=1e30"])
-    with pytest.raises(JaxscaleError, match="--starts apply to --method fit and bootstrap"):
+    with pytest.raises(JaxscaleError, match="--starts apply to --method calibrated, fit and bootstrap"):
         _cli(["backtest", str(csv), "--cutoff", "C=1e21", "--method", "bayes", "--starts", "10"])
     with pytest.raises(SystemExit):
         _cli(["backtest", str(csv), "--cutoff", "C"])

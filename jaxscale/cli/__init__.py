@@ -11,82 +11,9 @@ import sys
 
 import numpy as np
 
+from jaxscale.cli import args as cli_args
+from jaxscale.cli.args import boot_starts, common, data_args, fixed_params, starts
 from jaxscale.errors import JaxscaleError
-
-
-def _pair(flag: str, form: str):
-    def parse(text: str) -> tuple[str, str]:
-        if "=" not in text:
-            raise argparse.ArgumentTypeError(f"{flag} expects {form}; got {text!r}")
-        name, value = text.split("=", 1)
-        return name.strip(), value
-
-    return parse
-
-
-_col = _pair("--col", 'ROLE=COLUMN (e.g. N="Model Size")')
-
-
-def _starts(text: str):
-    if text == "grid":
-        return "grid"
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--starts expects 'grid' or a number of random starts; got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--starts must be >= 1; got {n}")
-    return n
-
-
-def _law_option(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--law-option expects NAME=VALUE; got {text!r}")
-    k, v = text.split("=", 1)
-    try:
-        return k, int(v)
-    except ValueError:
-        return k, v
-
-
-def _boot_starts(text: str):
-    return "warm" if text == "warm" else _starts(text)
-
-
-def _point(text: str) -> dict[str, float]:
-    out = {}
-    for part in text.split(","):
-        k, v = _pair("--loss-at", "ROLE=VALUE[,ROLE=VALUE] (e.g. N=7e10,D=1.4e12)")(part)
-        try:
-            out[k] = float(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--loss-at {k}={v!r}: the value must be a number") from None
-    return out
-
-
-def _data_args(f: argparse.ArgumentParser) -> None:
-    f.add_argument("data", help="CSV file, one row per run")
-    f.add_argument("--law", default="chinchilla", help="law name (see `jaxscale laws`)")
-    f.add_argument("--law-option", action="append", type=_law_option, default=[], metavar="NAME=VALUE",
-                   help="law option, e.g. resource=C for `power`")
-    f.add_argument("--col", action="append", type=_col, default=[], metavar="ROLE=COLUMN",
-                   help="map a role (N, D, C, U, x, loss, group, run) to a column")
-    f.add_argument("--drop-top-loss", type=int, default=0, metavar="K", help="drop the K highest losses (Epoch drops 5)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the PRNG key (random starts, resamples, draws)")
-    f.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
-    f.add_argument("--fix", action="append", type=_pair("--fix", "PARAM=VALUE"), default=[], metavar="PARAM=VALUE",
-                   help="hold a parameter fixed at a natural-scale value")
-
-
-def _common(f: argparse.ArgumentParser) -> None:
-    _data_args(f)
-    f.add_argument("--objective", choices=["huber", "squared", "likelihood"], default="huber")
-    f.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default 1e-3)")
-    f.add_argument("--dtype", choices=["float64", "float32"], default=None)
-    f.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
-                   help="solve in float32, then polish in float64 (default auto: on for >= 2,048 start-solves of a "
-                        "law with a fused Jacobian, e.g. chinchilla's grid)")
-    f.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,16 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("fit", help="fit a law to a CSV of training runs")
-    _common(f)
-    f.add_argument("--starts", type=_starts, default="grid", help="'grid' (default) or a number of random starts")
+    common(f)
+    f.add_argument("--starts", type=starts, default="grid", help="'grid' (default) or a number of random starts")
 
     b = sub.add_parser("bootstrap", help="bootstrap a fit: SEs and intervals of parameters and derived quantities")
-    _common(b)
+    common(b)
     b.add_argument("-n", "--resamples", type=int, default=1000, help="number of resamples (default 1000)")
     b.add_argument("--method", choices=["pairs", "residual", "cluster"], default="pairs")
     b.add_argument("--cluster", choices=["run", "group"], default=None,
                    help="what --method cluster resamples (default: run if the data has it, else group)")
-    b.add_argument("--starts", type=_boot_starts, default="grid",
+    b.add_argument("--starts", type=boot_starts, default="grid",
                    help="'grid' (default: the full multi-start per resample), 'warm' (one start at the point fit, "
                         "Epoch's way) or a number of random starts")
     b.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
@@ -111,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compute", type=float, action="append", default=[], metavar="C",
                    help="budget for N_opt, D_opt, tokens/param (Chinchilla laws; repeatable; default: the data's "
                         "largest C)")
-    b.add_argument("--loss-at", action="append", type=_point, default=[], metavar="N=..,D=..",
+    b.add_argument("--loss-at", action="append", type=cli_args.point, default=[], metavar="N=..,D=..",
                    help="also report the predicted loss at this point (repeatable)")
     b.add_argument("--chunk-size", type=int, default=65536, help="fits per compiled call")
     b.add_argument("--memory-limit", type=int, default=None, metavar="BYTES", help="bound the solver's working set")
@@ -119,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: when stderr is a terminal)")
 
     y = sub.add_parser("bayes", help="sample the posterior with NUTS (NumPyro); ArviZ summary, diagnostics, netCDF")
-    _data_args(y)
+    data_args(y)
     y.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
     y.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (default 1000)")
     y.add_argument("--samples", type=int, default=1000, help="kept draws per chain (default 1000)")
@@ -137,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--out", metavar="PATH.nc", help="write the InferenceData as netCDF (ArviZ)")
 
     d = sub.add_parser("demo", help="fit the embedded synthetic Chinchilla data (no files needed)")
-    d.add_argument("--starts", type=_starts, default="grid")
+    d.add_argument("--starts", type=starts, default="grid")
     d.add_argument("--json", metavar="OUT")
 
     sub.add_parser("laws", help="list the law catalogue with formulas")
@@ -158,11 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--level", type=float, default=0.9, help="interval level when the fit has draws (default 0.9)")
     a.add_argument("--json", metavar="OUT", help="write one record per budget as JSON to OUT")
 
-    from jaxscale.forecast import add_backtest_parser, add_check_parser, add_forecast_parser
+    from jaxscale.cli import forecast as forecast_commands
 
-    add_backtest_parser(sub)
-    add_forecast_parser(sub)
-    add_check_parser(sub)
+    forecast_commands.add_parsers(sub)
 
     from jaxscale.bench import add_bench_parser
 
@@ -170,21 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fixed(args) -> dict[str, float]:
-    """``--fix PARAM=VALUE`` pairs as numbers."""
-    fixed = {}
-    for name, value in args.fix:
-        try:
-            fixed[name] = float(value)
-        except ValueError:
-            raise JaxscaleError(f"--fix {name}={value!r}: the value must be a number.") from None
-    return fixed
-
-
 def _inputs(args):
     import jaxscale
 
-    fixed = _fixed(args)
+    fixed = fixed_params(args)
     law = jaxscale.laws.get(args.law, **dict(args.law_option))
     data = jaxscale.ScalingData.from_csv(args.data, flops_per_token=args.flops_per_token, **dict(args.col))
     if args.drop_top_loss:
@@ -356,22 +270,10 @@ def _allocate(args) -> int:
     return 0
 
 
-def _backtest(args) -> int:
-    from jaxscale.forecast import cli_backtest
+def _forecast_command(args) -> int:
+    from jaxscale.cli import forecast as forecast_commands
 
-    return cli_backtest(args)
-
-
-def _forecast(args) -> int:
-    from jaxscale.forecast import cli_forecast
-
-    return cli_forecast(args)
-
-
-def _check(args) -> int:
-    from jaxscale.forecast import cli_check
-
-    return cli_check(args)
+    return forecast_commands.run(args)
 
 
 def _bench(args) -> int:
@@ -429,7 +331,8 @@ def main(argv=None) -> int:
         _persistent_cache()
     try:
         commands = {"fit": _fit, "bootstrap": _bootstrap, "bayes": _bayes, "demo": _demo, "laws": _laws,
-                    "allocate": _allocate, "backtest": _backtest, "forecast": _forecast, "check": _check,
+                    "allocate": _allocate, "backtest": _forecast_command, "forecast": _forecast_command,
+                    "check": _forecast_command,
                     "bench": _bench}
         return commands[args.command](args)
     except JaxscaleError as e:
