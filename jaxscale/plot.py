@@ -21,6 +21,11 @@ quantiles from draws that exist. Each function returns the ``Axes`` it drew on
 >>> fig = plot.residuals(res, data)
 >>> [a.get_xlabel() for a in fig.axes]
 ['N', 'D']
+
+Fits: :func:`contours`, :func:`residuals`. Decisions: :func:`isoflop`,
+:func:`frontier`. Draws: :func:`marginals`, :func:`pairs`,
+:func:`prior_posterior`. Checks: :func:`backtest`, :func:`calibration`
+(reliability diagram of forecasts), :func:`sbc_ranks`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from jaxscale.errors import JaxscaleError
 __all__ = [
     "PlotError",
     "backtest",
+    "calibration",
     "contours",
     "frontier",
     "isoflop",
@@ -529,3 +535,171 @@ def sbc_ranks(result, *, bins: int | None = None, var_names=None, prob: float = 
     fig.suptitle(f"SBC ranks: {n} datasets, {result.n_draws} draws each", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+#: Nominal levels of :func:`calibration`'s line by default: 5%, 10%, ..., 95% and 99%.
+CALIBRATION_LEVELS = tuple(np.round(np.append(np.linspace(0.05, 0.95, 19), 0.99), 2).tolist())
+
+
+def _pit_groups(result) -> dict[str, list[np.ndarray]]:
+    """PIT values of each result (or DataFrame), grouped by forecast method (a DataFrame's ``method`` column)."""
+    from jaxscale.forecast import BacktestResult
+
+    items = list(result) if isinstance(result, (list, tuple)) else [result]
+    if not items:
+        raise PlotError("calibration: got an empty list; pass a BacktestResult (jaxscale.backtest or "
+                        "Forecast.check), a list of them, or a DataFrame with a 'pit' column.")
+    groups: dict[str, list[np.ndarray]] = {}
+    for i, item in enumerate(items):
+        where = f"item {i} of the list" if len(items) > 1 or isinstance(result, (list, tuple)) else "this result"
+        if isinstance(item, BacktestResult):
+            table, method = item.table, str(item.summary.get("method", "forecast"))
+        elif isinstance(item, pd.DataFrame):
+            table, method = item, None
+        else:
+            raise PlotError(f"calibration plots a BacktestResult from jaxscale.backtest() or Forecast.check(), a "
+                            f"list of them, or a DataFrame with a 'pit' column; got {_type_name(item)} "
+                            f"({where}).")
+        if "pit" not in table.columns:
+            raise PlotError(f"calibration: {where} ({_type_name(item)}) has no 'pit' column; compute it with "
+                            f"jaxscale.backtest or Forecast.check (jaxscale >= 0.1.0), which score each held-out "
+                            f"point's PIT.")
+        pit = pd.to_numeric(table["pit"], errors="coerce").to_numpy(float)
+        bad = ~(np.isfinite(pit) & (pit >= 0) & (pit <= 1))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise PlotError(f"calibration: {where} has {int(bad.sum())} 'pit' value(s) that are not numbers in "
+                            f"[0, 1] (the first, at position {j}: {table['pit'].iloc[j]}); a PIT is the share "
+                            f"of predictive draws below the actual value.")
+        if method is None:
+            if "method" in table.columns:
+                for m, sub in pd.Series(pit).groupby(table["method"].astype(str).to_numpy(), sort=False):
+                    groups.setdefault(str(m), []).append(sub.to_numpy())
+                continue
+            method = "forecast"
+        groups.setdefault(method, []).append(pit)
+    return groups
+
+
+def _coverage(pit: np.ndarray, levels) -> np.ndarray:
+    """Share of PIT values inside each central interval ``[(1 - l) / 2, (1 + l) / 2]``."""
+    lv = np.asarray(levels, float)[:, None]
+    return ((pit[None, :] >= (1 - lv) / 2) & (pit[None, :] <= (1 + lv) / 2)).mean(axis=1)
+
+
+def calibration(result, *, ax=None, levels=None, band: float = 0.95, label: str | None = None):
+    """Reliability diagram of forecasts: the observed coverage of central predictive intervals against their level.
+
+    For each nominal level ``l`` the line shows the share of held-out points
+    whose PIT (``table["pit"]``, the share of predictive draws below the
+    actual value) lies in ``[(1 - l) / 2, (1 + l) / 2]``, i.e. inside the
+    central ``l`` interval; dots mark the levels every summary reports (50,
+    80, 90, 95%). A calibrated forecast follows the diagonal; below it the
+    intervals are too narrow (overconfident), above it too wide. The grey
+    band is the central ``band`` range of ``Binomial(n, l) / n``, the
+    coverage ``n`` points of a calibrated forecast show by chance (exact
+    binomial, as in :func:`sbc_ranks`); points are not independent along
+    the line, so judge it as a whole. With few predictive draws (``method=
+    "fit"``) the dots can differ a little from ``summary["coverage_by_level"]``,
+    which is read from the draws' quantiles instead of the PIT.
+
+    Parameters
+    ----------
+    result
+        A :class:`~jaxscale.BacktestResult` (``jaxscale.backtest`` or
+        ``Forecast.check``), a list or tuple of them, or a DataFrame with a
+        ``pit`` column (and optionally a ``method`` column). Results of the
+        same ``summary["method"]`` are pooled (e.g. one backtest per learning
+        curve); each method gets its own line, to compare methods on one
+        diagram.
+    ax
+        Axes to draw on (a new figure by default). Drawing several calls on
+        one ``ax`` overlays their lines; the diagonal and a band of the same
+        ``n`` are drawn once.
+    levels
+        Nominal levels of the line, each in (0, 1); default
+        ``CALIBRATION_LEVELS`` (0.05, 0.10, ..., 0.95, 0.99).
+    band
+        Probability of the band, in (0, 1).
+    label
+        Legend label of the line, in place of ``"<method>: <n> held-out
+        points"``; with several methods it prefixes each (``"<label>,
+        <method>: ..."``).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np, pandas as pd, jaxscale
+    >>> from jaxscale import plot
+    >>> x = np.logspace(2, 6, 30)
+    >>> y = 0.5 + 40.0 * x ** -0.3 * np.exp(0.01 * np.random.default_rng(0).standard_normal(30))
+    >>> bt = jaxscale.backtest("power", {"x": x, "loss": y}, split={"x": 1e5}, starts=16, key=0, method="fit")
+    >>> ax = plot.calibration(bt)
+    >>> ax.get_title()
+    'calibration: fit, 8 held-out points'
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('nominal coverage', 'observed coverage')
+
+    Four PIT values of 0.1, 0.3, 0.6 and 0.95: the 50% interval [0.25, 0.75]
+    holds two of them, the 90% interval [0.05, 0.95] all four:
+
+    >>> ax = plot.calibration(pd.DataFrame({"pit": [0.1, 0.3, 0.6, 0.95]}), levels=[0.5, 0.9])
+    >>> line = [ln for ln in ax.get_lines() if ln.get_label().startswith("forecast")][0]
+    >>> line.get_label(), line.get_ydata().tolist()
+    ('forecast: 4 held-out points', [0.5, 1.0])
+    """
+    from jaxscale.forecast import COVERAGE_LEVELS
+
+    if levels is None:
+        levels = CALIBRATION_LEVELS
+    try:
+        lv = np.asarray(levels, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise PlotError(f"calibration: levels must be numbers in (0, 1); got {levels!r}.") from None
+    if lv.size == 0 or not np.all(np.isfinite(lv) & (lv > 0) & (lv < 1)):
+        raise PlotError(f"calibration: levels must be nominal coverages strictly between 0 and 1 (e.g. "
+                        f"levels=[0.5, 0.8, 0.9]); got {lv.tolist()}.")
+    lv = np.unique(lv)
+    if not (isinstance(band, (int, float)) and 0 < band < 1):
+        raise PlotError(f"calibration: band is the probability of the chance range, in (0, 1) (e.g. band=0.95); "
+                        f"got {band!r}.")
+    groups = {m: np.concatenate(p) for m, p in _pit_groups(result).items()}
+    empty = [m for m, p in groups.items() if p.size == 0]
+    if empty:
+        raise PlotError(f"calibration: no held-out points to draw (method {empty[0]!r} has an empty 'pit' "
+                        f"column); score at least one point with jaxscale.backtest or Forecast.check.")
+    ax = _new_axes(ax)
+    have = {h.get_label() for h in [*ax.get_lines(), *ax.collections]}
+    diag = "calibrated: y = x"
+    if diag not in have:
+        ax.plot([0.0, 1.0], [0.0, 1.0], ls="--", color="0.4", lw=0.9, label=diag, zorder=2)
+    sizes = list(dict.fromkeys(p.size for p in groups.values()))
+    for n in sizes:
+        name = f"{100 * band:g}% range if calibrated (n = {n})"
+        if name in have:
+            continue
+        lo, hi = np.array([_binomial_interval(n, float(p), band) for p in lv]).T / n
+        ax.fill_between(lv, lo, hi, color="0.85", alpha=0.8 if len(sizes) == 1 else 0.4, lw=0, label=name,
+                        zorder=1)
+    std = np.asarray(COVERAGE_LEVELS, float)
+    for method, pit in groups.items():
+        text = f"{method}: {pit.size} held-out points"
+        if label is not None:
+            text = label if len(groups) == 1 else f"{label}, {text}"
+        (line,) = ax.plot(lv, _coverage(pit, lv), "-", lw=1.6, label=text, zorder=3)
+        ax.scatter(std, _coverage(pit, std), s=28, color=line.get_color(), edgecolors="k", linewidths=0.5,
+                   zorder=4, clip_on=False, label="_nolegend_")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("nominal coverage")
+    ax.set_ylabel("observed coverage")
+    if len(groups) == 1:
+        ((method, pit),) = groups.items()
+        ax.set_title(f"calibration: {method}, {pit.size} held-out points", fontsize=10)
+    else:
+        ax.set_title(f"calibration: {len(groups)} methods, {sum(p.size for p in groups.values())} held-out "
+                     f"points", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7)
+    return ax

@@ -375,3 +375,157 @@ def test_published_parameters_plot_with_law(demo):
     assert 0.005 < np.sqrt(np.mean(pts[:, 1] ** 2)) < 0.015
     with pytest.raises(PlotError, match="holds a fit of law 'chinchilla'.*not 'kaplan'"):
         plot.residuals(jaxscale.fit("chinchilla", demo, starts=8, key=0), demo, law="kaplan")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# calibration: reliability diagram of forecasts' PIT values
+
+
+@pytest.fixture(scope="module")
+def small_backtest():
+    """A real backtest, fast: a power law in x, 22 training and 8 held-out points, residual predictive."""
+    x = np.logspace(2, 6, 30)
+    y = 0.5 + 40 * x**-0.3 * np.exp(0.01 * np.random.default_rng(0).standard_normal(30))
+    return jaxscale.backtest("power", {"x": x, "loss": y}, split={"x": 1e5}, starts=16, key=0, method="fit")
+
+
+def _with_pit(bt, pit, method=None):
+    """The backtest with other PIT values (and method): a real BacktestResult with a chosen table."""
+    from jaxscale.forecast import BacktestResult
+
+    table = pd.DataFrame({"pit": np.asarray(pit, float)})
+    return BacktestResult(table, {**bt.summary, "method": method or bt.summary["method"], "n_test": len(table)},
+                          bt.forecast)
+
+
+def _hand_coverage(pit, levels):
+    pit = np.asarray(pit, float)
+    return np.array([np.mean([(1 - lv) / 2 <= p <= (1 + lv) / 2 for p in pit]) for lv in levels])
+
+
+def _lines_by_label(ax):
+    return {ln.get_label(): ln for ln in ax.get_lines()}
+
+
+def _band_edges(coll, xs):
+    v = coll.get_paths()[0].vertices
+    lo = [v[np.isclose(v[:, 0], x), 1].min() for x in xs]
+    hi = [v[np.isclose(v[:, 0], x), 1].max() for x in xs]
+    return np.array(lo), np.array(hi)
+
+
+def test_calibration_of_a_real_backtest_is_its_pit_coverage(small_backtest, tmp_path):
+    bt = small_backtest
+    ax = plot.calibration(bt)
+    _render(ax.figure, tmp_path, "calibration")
+    pit = bt.table["pit"].to_numpy()
+    levels = np.array(plot.CALIBRATION_LEVELS)
+    assert np.allclose(levels, np.append(np.linspace(0.05, 0.95, 19), 0.99))
+    lines = _lines_by_label(ax)
+    line = lines["fit: 8 held-out points"]
+    np.testing.assert_allclose(line.get_xdata(), levels)
+    np.testing.assert_allclose(line.get_ydata(), _hand_coverage(pit, levels))
+    diag = lines["calibrated: y = x"]
+    assert list(diag.get_xdata()) == [0.0, 1.0] and list(diag.get_ydata()) == [0.0, 1.0]
+    (dots,) = _scatter_offsets(ax)  # the levels every summary reports, on the line
+    np.testing.assert_allclose(dots[:, 0], [0.5, 0.8, 0.9, 0.95])
+    np.testing.assert_allclose(dots[:, 1], _hand_coverage(pit, [0.5, 0.8, 0.9, 0.95]))
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert band.get_label() == "95% range if calibrated (n = 8)"
+    assert ax.get_xlabel() == "nominal coverage" and ax.get_ylabel() == "observed coverage"
+    assert ax.get_xlim() == (0.0, 1.0) and ax.get_ylim() == (0.0, 1.0)
+    assert ax.get_title() == "calibration: fit, 8 held-out points"
+    assert "fit: 8 held-out points" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_calibration_band_is_the_exact_binomial_range(tmp_path):
+    stats = pytest.importorskip("scipy.stats")
+    pit = np.random.default_rng(3).uniform(size=48)
+    levels = [0.1, 0.3, 0.5, 0.8, 0.9, 0.95, 0.99]
+    ax = plot.calibration(pd.DataFrame({"pit": pit}), levels=levels, band=0.9)
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert band.get_label() == "90% range if calibrated (n = 48)"
+    lo, hi = _band_edges(band, levels)
+    np.testing.assert_allclose(lo, stats.binom.ppf(0.05, 48, levels) / 48)
+    np.testing.assert_allclose(hi, stats.binom.ppf(0.95, 48, levels) / 48)
+    line = _lines_by_label(ax)["forecast: 48 held-out points"]
+    np.testing.assert_allclose(line.get_ydata(), _hand_coverage(pit, levels))
+    # uniform PIT: the calibrated line stays inside (or on the edge of) the chance band at every level
+    assert np.all((line.get_ydata() >= lo - 1e-12) & (line.get_ydata() <= hi + 1e-12))
+
+
+def test_calibration_pools_results_of_one_method(small_backtest):
+    rng = np.random.default_rng(1)
+    parts = [rng.uniform(size=k) for k in (8, 12, 5)]
+    ax = plot.calibration([_with_pit(small_backtest, p) for p in parts], levels=[0.5, 0.9])
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("fit")]
+    assert line.get_label() == "fit: 25 held-out points"
+    np.testing.assert_allclose(line.get_ydata(), _hand_coverage(np.concatenate(parts), [0.5, 0.9]))
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert band.get_label().endswith("(n = 25)")
+    assert ax.get_title() == "calibration: fit, 25 held-out points"
+
+
+def test_calibration_draws_one_line_per_method(small_backtest):
+    rng = np.random.default_rng(2)
+    fit_a, fit_b, cal = rng.uniform(size=10), rng.uniform(size=6), rng.uniform(0.2, 0.8, size=16)
+    results = (_with_pit(small_backtest, fit_a), _with_pit(small_backtest, cal, "calibrated"),
+               _with_pit(small_backtest, fit_b))
+    ax = plot.calibration(results, levels=[0.2, 0.5, 0.8])
+    lines = _lines_by_label(ax)
+    assert sorted(lines) == ["calibrated: 16 held-out points", "calibrated: y = x", "fit: 16 held-out points"]
+    np.testing.assert_allclose(lines["fit: 16 held-out points"].get_ydata(),
+                               _hand_coverage(np.concatenate([fit_a, fit_b]), [0.2, 0.5, 0.8]))
+    np.testing.assert_allclose(lines["calibrated: 16 held-out points"].get_ydata(),
+                               _hand_coverage(cal, [0.2, 0.5, 0.8]))
+    assert lines["fit: 16 held-out points"].get_color() != lines["calibrated: 16 held-out points"].get_color()
+    assert len(_scatter_offsets(ax)) == 2
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 1  # same n: one band
+    assert ax.get_title() == "calibration: 2 methods, 32 held-out points"
+    # a DataFrame's method column groups the same way; different n give a band each
+    frame = pd.DataFrame({"pit": np.concatenate([fit_a, cal]), "method": ["fit"] * 10 + ["calibrated"] * 16})
+    ax = plot.calibration(frame, levels=[0.5], label="chinchilla")
+    assert {"chinchilla, fit: 10 held-out points", "chinchilla, calibrated: 16 held-out points"} <= set(
+        _lines_by_label(ax))
+    bands = sorted(c.get_label() for c in ax.collections if isinstance(c, PolyCollection))
+    assert bands == ["95% range if calibrated (n = 10)", "95% range if calibrated (n = 16)"]
+
+
+def test_calibration_on_a_given_axes_overlays_without_repeating_the_reference(small_backtest):
+    fig, ax = plt.subplots()
+    pit = np.linspace(0.02, 0.98, 8)
+    out = plot.calibration(_with_pit(small_backtest, pit), ax=ax, label="power")
+    assert out is ax
+    plot.calibration(pd.DataFrame({"pit": pit[::-1]}), ax=ax, label="chinchilla")
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert labels == ["calibrated: y = x", "power", "chinchilla"]
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 1
+
+
+def test_calibration_bad_inputs(small_backtest, point_fit):
+    with pytest.raises(PlotError, match="calibration plots a BacktestResult.*got FitResult"):
+        plot.calibration(point_fit)
+    with pytest.raises(PlotError, match=r"got dict \(item 1 of the list\)"):
+        plot.calibration([small_backtest, {"pit": [0.5]}])
+    with pytest.raises(PlotError, match="empty list"):
+        plot.calibration([])
+    from jaxscale.forecast import BacktestResult
+
+    no_pit = BacktestResult(small_backtest.table.drop(columns="pit"), small_backtest.summary, small_backtest.forecast)
+    with pytest.raises(PlotError, match="has no 'pit' column; compute it with jaxscale.backtest or Forecast.check"):
+        plot.calibration(no_pit)
+    with pytest.raises(PlotError, match=r"DataFrame\) has no 'pit' column"):
+        plot.calibration(pd.DataFrame({"actual": [1.0]}))
+    with pytest.raises(PlotError, match="no held-out points to draw"):
+        plot.calibration(pd.DataFrame({"pit": np.array([], float)}))
+    with pytest.raises(PlotError, match=r"not numbers in \[0, 1\]"):
+        plot.calibration(pd.DataFrame({"pit": [0.2, 1.5]}))
+    with pytest.raises(PlotError, match=r"not numbers in \[0, 1\]"):
+        plot.calibration(pd.DataFrame({"pit": [0.2, np.nan]}))
+    for bad in ([0.5, 1.0], [0.0, 0.5], [], [0.5, np.nan]):
+        with pytest.raises(PlotError, match=r"levels must be nominal coverages strictly between 0 and 1"):
+            plot.calibration(small_backtest, levels=bad)
+    with pytest.raises(PlotError, match="levels must be numbers"):
+        plot.calibration(small_backtest, levels=["a"])
+    with pytest.raises(PlotError, match=r"band is the probability .* in \(0, 1\)"):
+        plot.calibration(small_backtest, band=95)
