@@ -1,9 +1,13 @@
-"""Files jaxscale writes: atomically, so a reader never sees half a file and a failed write leaves the old one."""
+"""Files jaxscale writes: JSON-safe values, and atomic writes (a reader never sees half a file; a failed write
+leaves the old one)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
+
+import numpy as np
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
@@ -29,3 +33,20 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def json_safe(value):
+    """Plain JSON values: NumPy scalars and arrays as numbers and lists, NaN and infinities as ``null``."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return str(value)

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxscale._io import json_safe
 from jaxscale.data import ScalingData
 from jaxscale.errors import DataError, FitError
 
@@ -127,23 +128,6 @@ def _map(fn, xs, n_items_per_rep: int):
     """``jax.lax.map`` in vmapped batches sized to keep each batch under ~2**22 array elements."""
     batch = int(max(1, min(xs.shape[0], 2**22 // max(1, n_items_per_rep))))
     return jax.lax.map(fn, xs, batch_size=batch)
-
-
-def _json_safe(v):
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _json_safe(v.tolist())
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        return v if np.isfinite(v) else None
-    return v
 
 
 # --------------------------------------------------------------------------- results
@@ -308,7 +292,7 @@ class IsoFlopResult(AllocationFit):
         out = self._base_dict(level, draws)
         out["budgets"] = self.budgets.to_dict(orient="records")
         out["ungrouped_rows"] = self.ungrouped.tolist()
-        return _json_safe(out)
+        return json_safe(out)
 
     def __repr__(self) -> str:
         return (f"IsoFlopResult(a={self.a:.4f}, b={self.b:.4f}, budgets used {int(self.budgets['used'].sum())}/"
@@ -339,7 +323,7 @@ class EnvelopeResult(AllocationFit):
         out["runs"] = self.runs.to_dict(orient="records")
         out["grid_points_used"] = int(self.grid["used"].sum())
         out["n_sizes"] = self.n_sizes
-        return _json_safe(out)
+        return json_safe(out)
 
     def __repr__(self) -> str:
         return (f"EnvelopeResult(a={self.a:.4f}, b={self.b:.4f}, {len(self.runs)} runs, {self.n_sizes} winning sizes, "

@@ -27,9 +27,10 @@ def power_data(seed, noise=0.02):
 
 
 def broken_data(seed, noise=0.02):
-    """The loss steepens after a break at x = 3e3, inside the training range: ``power`` is wrong beyond it."""
+    """The loss steepens after a break at x = 3e4, in the top third of the training range: ``power`` is wrong
+    beyond it."""
     bp = jaxscale.laws.get("broken_power")
-    y = bp.predict({"a": 0.5, "b": 40.0, "c0": 0.2, "c1": 0.25, "d1": 3e3, "f1": 0.5}, x=X)
+    y = bp.predict({"a": 0.5, "b": 40.0, "c0": 0.3, "c1": 0.15, "d1": 3e4, "f1": 0.3}, x=X)
     return {"x": X, "loss": y * np.exp(noise * np.random.default_rng(seed).standard_normal(X.size))}
 
 
@@ -225,11 +226,12 @@ def test_interpolating_fit_and_unidentified_bootstrap_warn():
     assert any(r"bootstrap replicates (" in t and "drew too few distinct points" in t for t in text), text
 
 
-@pytest.mark.slow  # ~3 min: 2 x 20 data sets, three methods each
+@pytest.mark.slow  # ~1 min each: 20 data sets, three methods each
 @pytest.mark.parametrize("kind", ["right", "wrong"])
 def test_calibrated_coverage_near_nominal_where_fit_and_bootstrap_collapse(kind):
     # 20 data sets x 10 held-out points. Points of one data set share its fit, so the pooled coverage has an SE of
-    # about 0.06 (per-data-set SD ~0.25 / sqrt(20)).
+    # about 0.06 (per-data-set SD ~0.25 / sqrt(20)). Measured over 12 other seeds (2026-12-01): right law
+    # calibrated 0.96 / fit 0.78 / bootstrap 0.93; wrong beyond the break 0.91 / 0.39 / 0.58.
     cov = {m: [] for m in ("calibrated", "fit", "bootstrap")}
     for seed in range(20):
         data = power_data(seed) if kind == "right" else broken_data(seed)
@@ -241,3 +243,31 @@ def test_calibrated_coverage_near_nominal_where_fit_and_bootstrap_collapse(kind)
     assert 0.78 <= c["calibrated"] <= 1.0, c
     if kind == "wrong":  # the law is wrong beyond the break: resampling the fit cannot see it
         assert c["fit"] < 0.5 and c["bootstrap"] < 0.6 and c["calibrated"] > c["bootstrap"] + 0.25, c
+
+
+def test_cli_stacks_a_law_list_and_prints_weights_and_calibration(tmp_path, capsys):
+    from jaxscale.cli import main
+
+    pd.DataFrame(broken_data(0, noise=0.005)).to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "bt.json"
+    rc = main(["backtest", str(tmp_path / "runs.csv"), "--col", "x=x", "--law", "power,broken_power", "--cutoff",
+               "x=1e5", "--starts", "32", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "laws (stacked by leave-future-out log score): power 0." in printed and "broken_power" in printed
+    assert "coverage by level: 50%" in printed and "interval score" in printed
+    doc = json.loads(out.read_text())
+    assert [d["law"] for d in doc["forecast"]["laws"]] == ["power", "broken_power"]
+    assert sum(d["weight"] for d in doc["forecast"]["laws"]) == pytest.approx(1.0)
+    # One law: the calibration model is printed.
+    rc = main(["backtest", str(tmp_path / "runs.csv"), "--col", "x=x", "--law", "power", "--cutoff", "x=1e5",
+               "--starts", "32"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "calibration: " in printed and "leave-future-out folds along x" in printed
+    # Bad lists are one line on stderr, exit 2.
+    rc = main(["backtest", str(tmp_path / "runs.csv"), "--col", "x=x", "--law", "power,power", "--cutoff", "x=1e5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "law list names ['power'] more than once" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["backtest", str(tmp_path / "runs.csv"), "--col", "x=x", "--level", "1.5", "--cutoff", "x=1e5"])
+    assert exit_.value.code == 2 and "--level must be in (0, 1), e.g. 0.9; got 1.5" in capsys.readouterr().err

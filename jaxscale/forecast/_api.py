@@ -14,7 +14,7 @@ from jaxscale.data import COVARIATE_KEYS, ScalingData
 from jaxscale.errors import DataError, FitError, JaxscaleError, LawError
 from jaxscale.fit import _key_repr
 from jaxscale.forecast._inputs import coerce, drop_top, points as make_points, require_covariates, split_kwargs
-from jaxscale.forecast._json import json_safe
+from jaxscale._io import json_safe
 from jaxscale.forecast._predictive import PREDICTIVES, Predictive, Problem, noise_rng, note, warn_user
 from jaxscale.forecast._results import BacktestResult, Forecast, now
 from jaxscale.forecast._split import METHODS, check_counts, extrapolation_axis, n_free as count_free, split_mask, too_few

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,23 +13,6 @@ from jaxscale.errors import DataError
 
 FORECAST_FORMAT = "jaxscale.forecast/1"
 BACKTEST_FORMAT = "jaxscale.backtest/1"
-
-
-def json_safe(value):
-    """Plain JSON values: NumPy scalars and arrays as numbers and lists, NaN and infinities as ``null``."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def thin(n: int, samples: bool | int) -> np.ndarray:

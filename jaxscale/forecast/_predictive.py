@@ -19,7 +19,7 @@ import pandas as pd
 from jaxscale.data import ScalingData
 from jaxscale.errors import FitError
 from jaxscale.fit import key_data
-from jaxscale.forecast._json import json_safe
+from jaxscale._io import json_safe
 from jaxscale.forecast.calibration import CalibrationUnavailable, calibrate, log_predict
 from jaxscale.laws import Law
 

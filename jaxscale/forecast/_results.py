@@ -16,7 +16,8 @@ import pandas as pd
 from jaxscale.data import LABEL_KEYS, ScalingData
 from jaxscale.errors import DataError
 from jaxscale.forecast._inputs import coerce
-from jaxscale.forecast._json import BACKTEST_FORMAT, FORECAST_FORMAT, json_safe, thin, write_json
+from jaxscale._io import json_safe
+from jaxscale.forecast._json import BACKTEST_FORMAT, FORECAST_FORMAT, thin, write_json
 from jaxscale.forecast._scoring import COVERAGE_LEVELS, coverage_column, score, summarise
 from jaxscale.laws import Law, get
 from jaxscale.uncertainty import check_level
