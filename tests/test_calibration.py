@@ -271,3 +271,23 @@ def test_cli_stacks_a_law_list_and_prints_weights_and_calibration(tmp_path, caps
     with pytest.raises(SystemExit) as exit_:
         main(["backtest", str(tmp_path / "runs.csv"), "--col", "x=x", "--level", "1.5", "--cutoff", "x=1e5"])
     assert exit_.value.code == 2 and "--level must be in (0, 1), e.g. 0.9; got 1.5" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ~15 s: a NUTS compile
+def test_bayes_forecast_of_checkpoints_adds_a_new_runs_offset_and_records_diagnostics():
+    frame = checkpoints(5, seed=1)
+    kw = {"method": "bayes", "key": 0, "num_warmup": 200, "num_samples": 200, "num_chains": 2, "x": "x"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fc = forecast(POWER, frame, at={"x": [1e4, 1e5]}, **kw)
+        flat = forecast(POWER, frame, at={"x": [1e4, 1e5]}, run_effect=False, **kw)
+    s = fc.provenance["settings"]
+    assert s["run_effect"] is True and flat.provenance["settings"]["run_effect"] is False
+    assert s["bayes"]["run_effect"] == 1
+    # A new run's interval holds its own offset (true sd 0.02): wider than the rows-as-independent one.
+    width = lambda f: np.log(f.interval()[1] / f.interval()[0])  # noqa: E731
+    assert np.all(width(fc) > 1.2 * width(flat)), (width(fc), width(flat))
+    # Whatever the sampler said is in the forecast, as warnings were raised.
+    raised = {str(w.message) for w in caught}
+    assert set(fc.provenance["warnings"]) <= raised
+    assert s["diagnostics_ok"] == (not any("failed its diagnostics" in m for m in fc.provenance["warnings"]))

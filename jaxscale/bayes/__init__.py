@@ -12,7 +12,8 @@ when it is used)::
 ['A', 'E', 'alpha', 'df', 'sigma']
 """
 
-from jaxscale.bayes._infer import Diagnostics, compare, derive, diagnose, law_of, predict, prior_predictive, sample
+from jaxscale.bayes._infer import (Diagnostics, compare, derive, diagnose, law_of, new_run_offsets, predict,
+                                   prior_predictive, sample)
 from jaxscale.bayes._many import ManyPosteriors, SBCResult, sample_many, sbc
 from jaxscale.bayes._model import BayesModel, model
 from jaxscale.bayes._priors import default_priors, published_priors
@@ -28,6 +29,7 @@ __all__ = [
     "diagnose",
     "law_of",
     "model",
+    "new_run_offsets",
     "predict",
     "prior_predictive",
     "published_priors",

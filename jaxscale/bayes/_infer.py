@@ -20,7 +20,7 @@ import pandas as pd
 from numpyro.infer import Predictive
 
 from jaxscale.bayes._engine import NutsConfig, compile_chains, latent_sites, unconstrain, unravel_fn
-from jaxscale.bayes._model import OBS, BayesModel, model
+from jaxscale.bayes._model import OBS, BayesModel, _build
 from jaxscale.errors import DerivedError, FitError, LawError
 from jaxscale.fit import key_data, numpy_rng
 from jaxscale.laws import Law, get
@@ -146,6 +146,10 @@ def _init_values(m: BayesModel, init, key, fit_starts=None) -> dict[str, Any]:
             values[f"{name}_pop"] = point[name]
             values[f"{name}_tau"] = 0.1
             values[f"{name}_z"] = np.zeros(G)
+    if m.run_effect:  # no offsets to start with: the Newton search for the mode moves them
+        sd_prior = m.priors["run_sd"]
+        values["run_sd"] = 0.02 if bool(sd_prior.support(0.02)) else float(_prior_median(sd_prior, next(keys)))
+        values["run_offset"] = np.zeros(m.n_runs)
     sigma_prior = m.priors["sigma"]
     values["sigma"] = 0.05 if bool(sigma_prior.support(0.05)) else float(_prior_median(sigma_prior, next(keys)))
     if m.likelihood == "student_t" and m.df is None:
@@ -178,7 +182,7 @@ class Diagnostics(NamedTuple):
 
 
 def _main_vars(idata) -> list[str]:
-    return [v for v in idata.posterior.data_vars if not v.endswith("_z")]
+    return [v for v in idata.posterior.data_vars if not v.endswith("_z") and v != "run_offset"]
 
 
 def diagnose(idata, var_names=None, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN) -> Diagnostics:
@@ -239,6 +243,7 @@ def sample(
     df: float | None = None,
     fixed: Mapping[str, float] | None = None,
     pooling=None,
+    run_effect: bool | str = "auto",
     init: Any = "fit",
     fit_starts: Any = 64,
     target_accept_prob: float = 0.95,
@@ -272,8 +277,10 @@ def sample(
         An int seed or a ``jax.random.key``. Same key, same draws.
     num_chains, num_warmup, num_samples, thinning
         Chains, warmup iterations, kept draws per chain, and thinning.
-    priors, likelihood, df, fixed, pooling
-        As in :func:`model`.
+    priors, likelihood, df, fixed, pooling, run_effect
+        As in :func:`model`. ``run_effect`` (``"auto"``: on when the data's
+        ``run`` column repeats a label) gives the rows of one training run a
+        shared offset on the log scale.
     init
         ``"fit"`` (the point fit), ``"prior"`` (prior medians) or a dict of
         natural values.
@@ -311,10 +318,12 @@ def sample(
     -------
     arviz.InferenceData
         Groups ``posterior`` (the law's parameters under their natural names,
-        ``sigma``, ``df``; per-family ones with a ``family`` dimension),
+        ``sigma``, ``df``; per-family ones with a ``family`` dimension; with a
+        run effect ``run_sd`` and ``run_offset`` with a ``run`` dimension),
         ``posterior_predictive`` and ``observed_data`` (``y`` = log target),
         ``log_likelihood``, ``sample_stats``, ``prior``, ``prior_predictive``
-        and ``constant_data``. ``attrs`` record the law and the settings.
+        and ``constant_data``. ``attrs`` record the law and the settings
+        (``run_effect``: 0 or 1, ``runs``: the run labels as JSON).
 
     Examples
     --------
@@ -327,13 +336,15 @@ def sample(
     t0 = time.perf_counter()
     _import_arviz_in_background()
     if isinstance(law, BayesModel):
-        if data is not None or priors is not None or fixed is not None or pooling is not None or columns:
+        if (data is not None or priors is not None or fixed is not None or pooling is not None or columns
+                or not (isinstance(run_effect, str) and run_effect == "auto")):
             raise LawError("Pass either a BayesModel, or a law with data and model options, not both.")
         m = law
     else:
         if data is None:
             raise LawError("sample needs data (ScalingData, a DataFrame or a CSV path).")
-        m = model(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling, **columns)
+        m = _build(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling,
+                   run_effect=run_effect, stacklevel=3, **columns)
     num_chains = _positive_int(num_chains, "num_chains")
     num_warmup = _positive_int(num_warmup, "num_warmup")
     num_samples = _positive_int(num_samples, "num_samples")
@@ -369,8 +380,8 @@ def sample(
     out = chains(keys, batch(u0), bargs)
     prior = None
     if prior_draws:
-        logx, _, group, mask = args
-        draw = jax.jit(lambda k: Predictive(m, num_samples=int(prior_draws))(k, logx, None, group, mask))
+        logx, _, *rest = args
+        draw = jax.jit(lambda k: Predictive(m, num_samples=int(prior_draws))(k, logx, None, *rest))
         prior = {k: np.asarray(v) for k, v in draw(jax.random.wrap_key_data(k_prior)).items()}
     out = jax.device_get(out)
     idata = _to_inference_data(m, out, args, cfg, k_ppc, prior, predictive)
@@ -398,6 +409,8 @@ def _law_attrs(m: BayesModel, cfg: NutsConfig | None = None) -> dict[str, Any]:
         "fixed": json.dumps(m.fixed),
         "pooling": json.dumps(m.pooling),
         "groups": json.dumps(list(m.groups) if m.groups else None),
+        "run_effect": int(m.run_effect),
+        "runs": json.dumps(list(m.runs) if m.runs else None),
         "target": m.data.target_name,
         "data_fingerprint": m.data.fingerprint(),
         "inference_library": "numpyro",
@@ -411,17 +424,35 @@ def _law_attrs(m: BayesModel, cfg: NutsConfig | None = None) -> dict[str, Any]:
 def _dims(m: BayesModel, names) -> dict[str, list[str]]:
     dims = {OBS: ["obs"]}
     for n in names:
-        if m.pooling and (n.endswith("_z") or m.pooling.get(n) in ("separate", "partial")):
+        if m.run_effect and n == "run_offset":
+            dims[n] = ["run"]
+        elif m.pooling and (n.endswith("_z") or m.pooling.get(n) in ("separate", "partial")):
             dims[n] = ["family"]
     return dims
 
 
+def _coords(m: BayesModel, logy) -> dict[str, Any]:
+    coords = {"obs": np.arange(np.asarray(logy).shape[0])}
+    if m.groups is not None:
+        coords["family"] = list(m.groups)
+    if m.run_effect:
+        coords["run"] = list(m.runs)
+    return coords
+
+
 def _mean_fn(m: BayesModel):
-    """``(draw, args) -> log-prediction per row`` for one draw of the model's sites (fixed values filled in)."""
+    """``(draw, args) -> log-prediction per row`` for one draw of the model's sites (fixed values filled in).
+
+    With a run effect it includes each row's run offset (``args[4]`` indexes
+    the runs): the mean of the row's observation, as the likelihood sees it.
+    """
 
     def mean(draw, args):
         vals = {p: draw[p] if p in draw else jnp.asarray(m.fixed[p]) for p in m.law.param_names}
-        return m.log_mean(vals, args[0], args[2])
+        mu = m.log_mean(vals, args[0], args[2])
+        if m.run_effect:
+            mu = mu + draw["run_offset"][args[4]]
+        return mu
 
     return mean
 
@@ -466,7 +497,7 @@ def _to_inference_data(m: BayesModel, out, args, cfg, k_ppc, prior, predictive):
     samples = {k: np.asarray(v) for k, v in out.samples.items()}
     C, S = next(iter(samples.values())).shape[:2]
     flat = {k: v.reshape((C * S,) + v.shape[2:]) for k, v in samples.items()}
-    logx, logy, group, mask = args
+    logx, logy, group, mask = args[:4]
     groups = {}
     if predictive:
         mu = np.asarray(out.mean, np.float64).reshape(C * S, -1)
@@ -489,9 +520,9 @@ def _to_inference_data(m: BayesModel, out, args, cfg, k_ppc, prior, predictive):
     const = {f"log_{c}": np.asarray(logx)[:, i] for i, c in enumerate(m.law.covariates)}
     if m.groups is not None:
         const["family_index"] = np.asarray(group)
-    coords = {"obs": np.arange(np.asarray(logy).shape[0])}
-    if m.groups is not None:
-        coords["family"] = list(m.groups)
+    if m.run_effect:
+        const["run_index"] = np.asarray(args[4])
+    coords = _coords(m, logy)
     dims = _dims(m, samples)
     for k in const:
         dims[k] = ["obs"]
@@ -526,14 +557,12 @@ def prior_predictive(law, data=None, key=None, num_samples: int = 500, **model_k
     """
     import arviz as az
 
-    m = law if isinstance(law, BayesModel) else model(law, data, **model_kwargs)
+    m = law if isinstance(law, BayesModel) else _build(law, data, stacklevel=3, **model_kwargs)
     num_samples = _positive_int(num_samples, "num_samples")
-    logx, logy, group, mask = (jnp.asarray(a) for a in m.args)
-    pr = Predictive(m, num_samples=num_samples)(_key(key), logx, None, group, mask)
+    logx, logy, *rest = (jnp.asarray(a) for a in m.args)
+    pr = Predictive(m, num_samples=num_samples)(_key(key), logx, None, *rest)
     prior = {k: np.asarray(v)[None] for k, v in pr.items() if k != OBS}
-    coords = {"obs": np.arange(logy.shape[0])}
-    if m.groups is not None:
-        coords["family"] = list(m.groups)
+    coords = _coords(m, logy)
     return az.from_dict(prior=prior, prior_predictive={OBS: np.asarray(pr[OBS])[None]},
                         observed_data={OBS: np.asarray(logy)}, coords=coords, dims=_dims(m, prior),
                         attrs=_law_attrs(m))
@@ -610,7 +639,10 @@ def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covaria
     ``lo``/``hi``: the credible interval of the law's value (uncertainty of
     the parameters); ``pred_lo``/``pred_hi``: the posterior predictive
     interval of a new run's target (adds the fitted noise, Student-t or
-    Normal on the log scale).
+    Normal on the log scale, and, when the posterior has a run effect, a
+    new run's offset ``u_new ~ Normal(0, run_sd)`` per draw: see
+    :func:`new_run_offsets`; the points are then the checkpoints of one new
+    run, sharing that draw's offset).
 
     Examples
     --------
@@ -639,6 +671,8 @@ def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covaria
     else:
         noise = np.asarray(jax.random.normal(k, mu.shape))
     ynew = mu + sigma[:, None] * noise
+    if "run_sd" in post:  # its own stream: without a run effect the draws are what they always were
+        ynew = ynew + new_run_offsets(idata, np.random.default_rng([*key_data(k).tolist(), 1]))[:, None]
     a = (1.0 - level) / 2.0
     shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in law.covariates))
     cols = {c: np.broadcast_to(np.asarray(covariates[c], float), shape).ravel() for c in law.covariates}
@@ -650,6 +684,50 @@ def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covaria
         pred_hi=np.exp(np.quantile(ynew, 1 - a, 0)),
     )
     return pd.DataFrame(cols)
+
+
+def new_run_offsets(idata, rng) -> np.ndarray:
+    """One offset of a new training run per posterior draw, ``u_new ~ Normal(0, run_sd)`` (log scale).
+
+    With a run effect (:func:`model`'s ``run_effect``) the rows of one run
+    share an offset ``u_run``; a run the model has not seen gets a fresh one.
+    A forecast for a new run adds ``u_new[d]`` to draw ``d``'s
+    log-prediction at every point of that run, on top of the likelihood's
+    noise, as :func:`predict`'s ``pred_lo`` / ``pred_hi`` do.
+
+    Parameters
+    ----------
+    idata
+        ArviZ ``InferenceData`` from :func:`sample` (its ``posterior`` group is read).
+    rng
+        A ``numpy.random.Generator`` (used as given), an int seed or a JAX key
+        (through :func:`jaxscale.fit.numpy_rng`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(chains * draws,)``, in the order of
+        ``idata.posterior[name].values.reshape(-1)`` (chain-major, like
+        :func:`derive`'s draws). Zeros when the posterior has no ``run_sd``;
+        then nothing is drawn from ``rng``, so its stream is left as it was.
+
+    Examples
+    --------
+    >>> import arviz as az, numpy as np
+    >>> from jaxscale import bayes
+    >>> post = az.from_dict(posterior={"sigma": np.full((2, 500), 0.01), "run_sd": np.full((2, 500), 0.02)})
+    >>> u = bayes.new_run_offsets(post, np.random.default_rng(0))
+    >>> u.shape, bool(0.015 < u.std() < 0.025)
+    ((1000,), True)
+    >>> bayes.new_run_offsets(az.from_dict(posterior={"sigma": np.full((1, 3), 0.01)}), 0)
+    array([0., 0., 0.])
+    """
+    post = idata.posterior
+    if "run_sd" not in post:
+        return np.zeros(int(post.sizes["chain"] * post.sizes["draw"]))
+    sd = np.asarray(post["run_sd"], np.float64).reshape(-1)
+    rng = rng if isinstance(rng, np.random.Generator) else numpy_rng(rng)
+    return sd * rng.standard_normal(sd.shape)
 
 
 def compare(idatas: Mapping[str, Any], ic: str = "loo", **kwargs) -> pd.DataFrame:

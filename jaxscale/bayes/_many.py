@@ -208,14 +208,17 @@ def sample_many(
     num_chains = _positive_int(num_chains, "num_chains")
     cfg = _cfg(num_warmup, num_samples, thinning, target_accept_prob, max_tree_depth)
     logx, logy, mask = _pad(datasets, law)
-    m = model(law, datasets[0], priors=priors, likelihood=likelihood, df=df, fixed=fixed)
+    # no run effect here: every dataset is fitted with rows as independent observations
+    m = model(law, datasets[0], priors=priors, likelihood=likelihood, df=df, fixed=fixed, run_effect=False)
     key = _key(key)
     k_init, k_run = jax.random.split(key)
     example = (jnp.asarray(logx[0]), jnp.asarray(logy[0]), jnp.zeros(logy.shape[1], jnp.int32), jnp.asarray(mask[0]))
     sites = latent_sites(m, example)
     u0 = []
     for k, d in enumerate(datasets):
-        mk = model(law, d, priors=priors, likelihood=likelihood, df=df, fixed=fixed) if init == "fit" else m
+        mk = m
+        if init == "fit":
+            mk = model(law, d, priors=priors, likelihood=likelihood, df=df, fixed=fixed, run_effect=False)
         vals = _init_values(mk, init, jax.random.fold_in(k_init, k), fit_starts=64)
         u, unravel = unconstrain(sites, vals)
         u0.append(np.asarray(u))
@@ -306,7 +309,7 @@ def sbc(
         if not 0 < lev < 1:
             raise LawError(f"levels must be in (0, 1); got {lev!r}.")
     design = ScalingData.coerce(design)
-    m = model(law, design, priors=priors, likelihood=likelihood, df=df, fixed=fixed)
+    m = model(law, design, priors=priors, likelihood=likelihood, df=df, fixed=fixed, run_effect=False)
     key = _key(key)
     k_sim, k_run, k_init = jax.random.split(key, 3)
     logx, _, group, mask = (jnp.asarray(a) for a in m.args)

@@ -73,6 +73,15 @@ NOISE_PRIORS = {
 }
 #: Prior on the spread of a partially pooled parameter across families, on its sampling scale.
 TAU_PRIOR = lambda: dist.HalfNormal(0.5)  # noqa: E731
+#: Scale of the prior on ``run_sd``, the spread of the per-run offsets of log-loss (checkpoints of one run share one).
+#: Runs of one recipe that differ only in seed or data order usually end well under 1% apart in loss; runs that
+#: also differ in tuning or data sit a few percent off a fitted law. HalfNormal(0.05) has median 0.034 and 95% of its
+#: mass below 0.1 (a 10% level shift per run): it allows all of that, and with few runs (where the data say little)
+#: it keeps run_sd at the few-percent scale instead of letting it wander to 20-50% offsets. It is half sigma's
+#: scale (0.1): run offsets are one part of what a run-blind fit leaves as residual.
+RUN_SD_SCALE = 0.05
+#: Prior on ``run_sd`` (log-target scale).
+RUN_SD_PRIOR = lambda: dist.HalfNormal(RUN_SD_SCALE)  # noqa: E731
 
 # Epoch AI (Besiroglu et al. 2024, arXiv:2404.10102), Table 1 / notebook cell 24: estimate and bootstrap SE.
 EPOCH_ESTIMATES = {
@@ -172,6 +181,9 @@ def resolve_priors(law: Law, priors: Any = None, fixed: Mapping[str, float] | No
     noise = ("sigma", "df") if likelihood == "student_t" else ("sigma",)
     allowed = (*law.param_names, *noise, *extra)
     for name, d in user.items():
+        if name == "run_sd" and name not in allowed:
+            raise LawError("A prior for 'run_sd' needs the run effect: data with a 'run' column (several rows per "
+                           "run) and run_effect=True or 'auto'.")
         if name not in allowed:
             raise LawError(
                 f"Prior for {name!r}, but law {law.name!r} has parameters {list(law.param_names)} "
@@ -188,7 +200,7 @@ def resolve_priors(law: Law, priors: Any = None, fixed: Mapping[str, float] | No
             raise LawError(f"The prior for {name!r} must be continuous; {type(d).__name__} is discrete.")
         if name in law.param_names:
             domain, outside = _domain(law.params[law.param_names.index(name)])
-        elif name in ("sigma", "df", "tau") or name.endswith("_tau"):
+        elif name in ("sigma", "df", "tau", "run_sd") or name.endswith("_tau"):
             domain, outside = "(0, inf)", [-1.0, -1e-9, 0.0]
         else:
             domain, outside = "the real line", []
