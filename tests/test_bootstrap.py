@@ -1,6 +1,7 @@
 """Bootstrap: correctness, determinism across chunking/sharding, failures, derived quantities, Epoch's numbers."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -172,8 +173,14 @@ def test_unidentifiable_resamples_are_flagged_not_fatal():
     """4 points, 3 parameters: a resample with < 3 distinct points cannot identify the law."""
     d = jaxscale.ScalingData.from_arrays(N=[1e7, 1e8, 1e9, 1e10], loss=[3.9, 3.0, 2.5, 2.2])
     law = jaxscale.laws.get("power", resource="N")
-    with pytest.warns(RuntimeWarning, match=r"bootstrap replicates failed \(\d+ unidentified\) and are excluded"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         b = jaxscale.bootstrap(law, d, 400, key=0, starts="warm", objective="squared")
+    said = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert any(re.search(r"bootstrap replicates failed \(\d+ unidentified\) and are excluded", m) for m in said), said
+    # More than 10% unidentified: a second warning says the interval is unreliable, and what to do.
+    assert any(re.search(r"^\d+ of 400 bootstrap replicates \(3\d%\) drew too few distinct points to identify law "
+                         r"'power' from 4 points: .* too narrow\. Give more points", m) for m in said), said
     flagged = (b.replicates["status"] == "unidentified").to_numpy()
     # P(< 3 distinct of 4 draws from 4) = (4 + 6 * 14) / 256 = 0.344; 400 draws: SD 0.024.
     assert abs(flagged.mean() - 88 / 256) < 0.08

@@ -122,6 +122,7 @@ def test_too_few_scales_fall_back_to_the_bootstrap_with_a_warning():
     assert any("Fell back" in w for w in fc.provenance["warnings"])
 
 
+@pytest.mark.slow  # ~11 s: two laws' folds; the default suite stays under 10 min, CI runs -m slow
 def test_law_list_stacks_by_leave_future_out_score(tmp_path):
     # The truth steepens beyond a break: broken_power extrapolates it, power does not, and stacking says so.
     data = broken_data(0, noise=0.005)
@@ -181,6 +182,7 @@ def checkpoints(n_runs, per_run=8, seed=0):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # ~8 s: a cluster bootstrap compile; the default suite stays under 10 min, CI runs -m slow
 def test_run_column_is_recognised_and_the_bootstrap_resamples_runs():
     frame = checkpoints(5)
     data = jaxscale.ScalingData.from_frame(frame, x="x")  # run_id found without a mapping
@@ -190,6 +192,7 @@ def test_run_column_is_recognised_and_the_bootstrap_resamples_runs():
     assert fc.provenance["settings"]["bootstrap"]["method"] == "cluster"
 
 
+@pytest.mark.slow  # ~7 s; the default suite stays under 10 min, CI runs -m slow
 def test_few_runs_warn_and_a_single_run_is_an_error():
     with pytest.warns(RuntimeWarning, match=r"cluster bootstrap over 2 runs.*Give at least 3 runs"):
         fc = forecast(POWER, checkpoints(2), at={"x": 1e5}, method="bootstrap", resamples=50, starts="warm", key=0,
@@ -245,6 +248,7 @@ def test_calibrated_coverage_near_nominal_where_fit_and_bootstrap_collapse(kind)
         assert c["fit"] < 0.5 and c["bootstrap"] < 0.6 and c["calibrated"] > c["bootstrap"] + 0.25, c
 
 
+@pytest.mark.slow  # ~9 s; the default suite stays under 10 min, CI runs -m slow
 def test_cli_stacks_a_law_list_and_prints_weights_and_calibration(tmp_path, capsys):
     from jaxscale.cli import main
 

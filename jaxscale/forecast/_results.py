@@ -139,8 +139,8 @@ class Forecast:
         >>> at = {"N": done.covariates["N"], "C": done.covariates["C"]}  # the planned sizes and budgets
         >>> fc = forecast("chinchilla", data, split={"C": 1.1e21}, at=at, starts=64, key=0)
         >>> res = fc.check(done)  # rows matched to forecast points by (N, D)
-        >>> res.summary["n_train"], res.summary["n_test"], int(res.table["covered"].sum())  # 23 of 24 inside 90%
-        (72, 24, 23)
+        >>> res.summary["n_train"], res.summary["n_test"], int(res.table["covered"].sum())  # 24 of 24 inside 90%
+        (72, 24, 24)
         >>> bool(res.summary["median_abs_rel_error"] < 0.02)
         True
         >>> res.table["row"].tolist()[:3] == done.rows[:3].tolist()
