@@ -295,3 +295,14 @@ def test_bayes_forecast_of_checkpoints_adds_a_new_runs_offset_and_records_diagno
     raised = {str(w.message) for w in caught}
     assert set(fc.provenance["warnings"]) <= raised
     assert s["diagnostics_ok"] == (not any("failed its diagnostics" in m for m in fc.provenance["warnings"]))
+
+
+@pytest.mark.slow  # ~6 s
+def test_a_law_the_folds_cannot_serve_gets_weight_zero_with_its_reason():
+    d = power_data(0)
+    data = {"x": d["x"][:36:4], "loss": d["loss"][:36:4]}  # 9 points: folds for 3 parameters, not for 6
+    with pytest.warns(RuntimeWarning, match=r"law 'broken_power' gets weight 0 in the stack: leave-future-out "
+                                            r"calibration needs at least 2 internal cutoffs, each with at least 8"):
+        fc = forecast(["power", "broken_power"], data, at={"x": 1e6}, starts=16, key=0)
+    assert fc.weights == {"power": 1.0, "broken_power": 0.0}
+    assert "broken_power" in fc.provenance["stacking"]["reasons"] and "(weight 0: " in fc.report()

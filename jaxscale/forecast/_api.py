@@ -87,14 +87,23 @@ def _problem(law: Law, train: ScalingData, points: pd.DataFrame, method, key, re
 def _stack(laws, train, points, method, key, resamples, kwargs, axis):
     """Each law's predictive, the stacking weights from their leave-future-out scores, and the mixture."""
     t = np.log(np.asarray(train.covariates[axis], np.float64))
-    need = max(count_free(law, method, kwargs) for law in laws) + 2
-    try:
-        cutoffs = fold_cutoffs(t, need)
-    except CalibrationUnavailable as e:
-        raise DataError(f"Stacking {[law.name for law in laws]} scores each law's leave-future-out forecasts: {e}") \
-            from None
-    parts, cals, reasons = {}, {}, {}
-    for law in laws:
+    # Folds shared by every law need enough points below each cutoff for the law with the most parameters; a law
+    # the data cannot give folds for gets weight 0 (with the reason), the others are stacked on their folds.
+    reasons, usable, cutoffs = {}, list(laws), None
+    while usable:
+        need = max(count_free(law, method, kwargs) for law in usable) + 2
+        try:
+            cutoffs = fold_cutoffs(t, need)
+            break
+        except CalibrationUnavailable as e:
+            for law in [x for x in usable if count_free(x, method, kwargs) + 2 == need]:
+                reasons[law.name] = str(e)
+                usable.remove(law)
+    if not usable:
+        raise DataError(f"Stacking {[law.name for law in laws]} scores each law's leave-future-out forecasts, but no "
+                        f"law gets folds from these data: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
+    parts, cals = {}, {}
+    for law in usable:
         problem = _problem(law, train, points, method, key, resamples, kwargs, axis, cutoffs)
         try:
             pred = _recorded(PREDICTIVES[method], problem)
