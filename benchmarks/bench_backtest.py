@@ -90,7 +90,7 @@ def run_curve(curve: pd.DataFrame, laws: dict, resamples: int, level: float) -> 
     cols = {"x": "Seen Examples", "loss": "Loss"}
     for name, law in laws.items():
         try:
-            bt = backtest(law, curve, split="Training", level=level, **cols)
+            bt = backtest(law, curve, split="Training", method="fit", level=level, **cols)
         except JaxscaleError as e:  # one failed curve is reported and excluded, never the end of the run
             rec["failed"][name] = str(e)
             continue
