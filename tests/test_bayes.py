@@ -588,6 +588,7 @@ def test_new_run_offsets(run_post):
     assert np.all(bayes.new_run_offsets(no_effect, rng) == 0.0) and rng.random() == np.random.default_rng(1).random()
 
 
+@pytest.mark.slow  # ~7 s: a second NUTS run; the default suite stays under 10 min, CI runs -m slow
 def test_new_run_interval_is_wider_than_with_independent_rows(run_post):
     """Runs 3% apart, checkpoints 0.5% about their run: a new run's interval must hold the spread between runs."""
     law, data = _checkpoints()
@@ -601,6 +602,7 @@ def test_new_run_interval_is_wider_than_with_independent_rows(run_post):
     assert np.all(on_df["pred_lo"] < on_df["lo"]) and np.all(on_df["hi"] < on_df["pred_hi"])
 
 
+@pytest.mark.slow  # ~9 s: a second NUTS run; the default suite stays under 10 min, CI runs -m slow
 def test_run_effect_same_key_same_draws(run_post):
     law, data = _checkpoints()
     again = bayes.sample(law, data, key=0, **RUN_KW)
