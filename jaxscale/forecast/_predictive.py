@@ -211,12 +211,12 @@ def calibrated_predictive(problem: Problem) -> Predictive:
     from jaxscale.fit import fit
 
     law = problem.law
+    if problem.axis not in problem.points:
+        raise FitError(f"The forecast points lack the extrapolation axis {problem.axis!r}; give it in at=.")
     res = fit(law, problem.train, key=problem.key, **_fit_options(problem.options))
     mu = log_predict(law, res.theta, problem.logx)[0]
     if not np.all(np.isfinite(mu)):
         raise FitError("The fit gives a non-finite prediction at a forecast point.")
-    if problem.axis not in problem.points:
-        raise FitError(f"The forecast points lack the extrapolation axis {problem.axis!r}; give it in at=.")
     rng = noise_rng(problem.key)
     try:
         cal = calibrate(law, problem.train, res.theta, problem.n_free, axis=problem.axis, options=problem.options,
