@@ -162,7 +162,7 @@ def test_cluster_bootstrap_resamples_whole_runs():
     # A checkpoint-level resample treats 48 correlated points as independent: narrower than the run-level one.
     pairs = jaxscale.bootstrap("chinchilla", d, 200, key=0, starts="warm")
     assert b.se()["alpha"] > pairs.se()["alpha"]
-    no_runs = jaxscale.ScalingData.from_frame(df, N="N", D="D", loss="loss")
+    no_runs = jaxscale.ScalingData.from_frame(df.drop(columns="run"), N="N", D="D", loss="loss")  # "run" is read
     with pytest.raises(FitError, match="needs a 'run' or 'group' column"):
         jaxscale.bootstrap("chinchilla", no_runs, 10, key=0, method="cluster")
     with pytest.raises(FitError, match="only applies to method='cluster'"):

@@ -121,10 +121,12 @@ def _init_values(m: BayesModel, init, key, fit_starts=None) -> dict[str, Any]:
         from jaxscale.fit import fit
 
         try:
-            if fit_starts is None:
-                res = fit(law, m.data, fixed=m.fixed or None)
-            else:
-                res = fit(law, m.data, fixed=m.fixed or None, starts=fit_starts, key=key)
+            with warnings.catch_warnings():  # the fit only seeds the chains: that it interpolates (n == p) is fine
+                warnings.filterwarnings("ignore", message=r".* the fit interpolates", category=RuntimeWarning)
+                if fit_starts is None:
+                    res = fit(law, m.data, fixed=m.fixed or None)
+                else:
+                    res = fit(law, m.data, fixed=m.fixed or None, starts=fit_starts, key=key)
             point = {k: float(res.params[k]) for k in free}
         except FitError as e:
             warnings.warn(f"The point fit failed ({e}); chains start at the prior medians instead.", RuntimeWarning,
