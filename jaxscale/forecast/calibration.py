@@ -37,7 +37,7 @@ largest ``h``, where ``sigma(h)`` is itself extrapolated linearly. Assumptions: 
 on the distance, not on where it starts; folds are exchangeable.
 
 Minimum data: ``MIN_FOLDS`` (2) folds and ``MIN_PAIRS`` (3) fold-forecast pairs, which needs at least
-``p + 3`` training points on at least 3 distinct scales of the axis. With less,
+3 distinct scales of the axis with ``p + 2`` training points at or below the third largest. With less,
 :class:`CalibrationUnavailable` says why, and ``method="calibrated"`` falls back to the bootstrap predictive
 interval with a warning (recorded in the forecast's provenance).
 """
@@ -107,8 +107,8 @@ def fold_cutoffs(t: np.ndarray, n_min: int, max_folds: int = MAX_FOLDS,
         raise CalibrationUnavailable(
             f"leave-future-out calibration needs at least {MIN_FOLDS} internal cutoffs, each with at least {n_min} "
             f"training points at or below it and one above; the {t.size} training points on {u.size} distinct "
-            f"scales allow {eligible.size}. Give points on at least {MIN_FOLDS + 1} scales, with {n_min} below "
-            f"the second largest.")
+            f"scales allow {eligible.size}. Give points on at least {MIN_FOLDS + 1} scales, with {n_min} at or "
+            f"below the third largest.")
     wide = eligible[eligible - t.min() >= span_fraction * (t.max() - t.min())]
     if wide.size >= MIN_FOLDS:
         eligible = wide
