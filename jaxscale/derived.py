@@ -101,12 +101,12 @@ def loss_at(law, **covariates) -> Callable[[Mapping], jnp.ndarray]:
     1.921
     """
     from jaxscale.laws import get
-    from jaxscale.laws._registry import _log_covariates
+    from jaxscale.laws._registry import log_covariates
 
     law = get(law)
     import numpy as np
 
-    logx = jnp.asarray(_log_covariates(law, covariates))
+    logx = jnp.asarray(log_covariates(law, covariates))
     shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in law.covariates))
     logx = logx.reshape(-1, len(law.covariates))
 

@@ -164,7 +164,7 @@ def numpy_rng(key) -> np.random.Generator:
     return np.random.default_rng(key_data(key).tolist())
 
 
-def _make_starts(law: Law, starts, key, logx, logy) -> tuple[np.ndarray, str]:
+def make_starts(law: Law, starts, key, logx, logy) -> tuple[np.ndarray, str]:
     if isinstance(starts, str):
         if starts != "grid":
             raise FitError(f"starts must be 'grid', a number of random starts or an array; got {starts!r}.")
@@ -286,7 +286,7 @@ def fit(
         warnings.warn(f"{len(data)} points for {n_free} free parameters of law {law.name!r}: the fit interpolates "
                       f"(every residual ~0), so it says nothing about the noise or how well the law fits. Add points "
                       f"or fix a parameter.", RuntimeWarning, stacklevel=2)
-    theta0, start_kind = _make_starts(law, starts, key, logx, logy)
+    theta0, start_kind = make_starts(law, starts, key, logx, logy)
     theta0 = np.where(free > 0, theta0, fixed_theta)
     cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol),
                        approach_dtype=approach_dtype(law, dtype, mixed_precision, len(theta0)))
@@ -316,7 +316,7 @@ def fit(
         "xtol": float(xtol),
         "dtype": jnp.dtype(dtype).name,
         "mixed_precision": cfg.approach_dtype is not None,
-        "key": _key_repr(key),
+        "key": key_repr(key),
         "law_options": dict(law.options),
         "flops_per_token": data.flops_per_token,
         "data_source": data.source,
@@ -394,7 +394,7 @@ def _dtype(dtype):
     return jnp.dtype(name)
 
 
-def _key_repr(key):
+def key_repr(key):
     if key is None:
         return None
     if isinstance(key, (int, np.integer)):

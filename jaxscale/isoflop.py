@@ -723,13 +723,13 @@ def isoflop(
     points = pd.DataFrame({"budget_index": lab, "budget": np.where(lab >= 0, table["budget"].to_numpy()[lab], np.nan)},
                           index=data.rows)
     settings = {"budgets": rule, "tol": tol, "min_points": int(min_points), "resample": resample, "fraction": fraction,
-                    "exclude": exclude, "key": _key_repr(key), "flops_per_token": k, "parabola": "loss vs ln N"}
+                    "exclude": exclude, "key": key_repr(key), "flops_per_token": k, "parabola": "loss vs ln N"}
     return IsoFlopResult("isoflop", a, b, ca, cb, draws, n_resamples, n_failed, level, settings, data.fingerprint(),
                          budgets=table, points=points, ungrouped=np.asarray(data.rows)[lab < 0])
 
 
-def _key_repr(key):
-    from jaxscale.fit import _key_repr as kr
+def key_repr(key):
+    from jaxscale.fit import key_repr as kr
 
     return kr(key)
 
@@ -940,7 +940,7 @@ def envelope(
     })
     n_sizes = int(np.unique(lnNr[win[use]]).size)
     settings = {"run": run if isinstance(run, str) else "array", "n_grid": int(n_grid), "interior_only": bool(interior_only),
-                    "resample": "cluster (runs)", "key": _key_repr(key), "flops_per_token": k,
+                    "resample": "cluster (runs)", "key": key_repr(key), "flops_per_token": k,
                     "interpolation": "loss and ln D linear in ln C between checkpoints"}
     return EnvelopeResult("envelope", a, b, ca, cb, draws, n_resamples, n_failed, level, settings, data.fingerprint(),
                           grid=grid, runs=runs, n_sizes=n_sizes)

@@ -39,8 +39,8 @@ from jaxscale.fit import (
     _check_solver_args,
     _dtype,
     _free_mask,
-    _key_repr,
-    _make_starts,
+    key_repr,
+    make_starts,
     approach_dtype,
     fit,
 )
@@ -658,7 +658,7 @@ def bootstrap(
     if isinstance(starts, str) and starts == "warm":
         theta0, start_kind = point.theta[None, :].copy(), "warm"
     else:
-        theta0, start_kind = _make_starts(law, starts, k_starts, logx, logy)
+        theta0, start_kind = make_starts(law, starts, k_starts, logx, logy)
         theta0 = np.where(free > 0, theta0, fixed_theta)
     cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol),
                        # warm starts sit next to the optimum: a float32 phase only adds the polish's iterations
@@ -726,7 +726,7 @@ def bootstrap(
         "starts": start_kind,
         "n_starts": int(len(theta0)),
         "cluster": cluster_col,
-        "key": _key_repr(key),
+        "key": key_repr(key),
         "chunk_size": int(chunk_size),
         "fixed": fixed_values,
         "mixed_precision": cfg.approach_dtype is not None,

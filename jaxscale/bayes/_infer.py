@@ -24,7 +24,7 @@ from jaxscale.bayes._model import OBS, BayesModel, _build
 from jaxscale.errors import DerivedError, FitError, LawError
 from jaxscale.fit import key_data, numpy_rng
 from jaxscale.laws import Law, get
-from jaxscale.laws._registry import _log_covariates
+from jaxscale.laws._registry import log_covariates
 
 #: Thresholds of the diagnostics verdict (Vehtari et al. 2021, arXiv:1903.08008).
 RHAT_MAX = 1.01
@@ -659,7 +659,7 @@ def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covaria
 
     level = _check_level(level)
     law = law_of(idata, law)
-    logx = jnp.asarray(_log_covariates(law, covariates))
+    logx = jnp.asarray(log_covariates(law, covariates))
     draws = _param_draws(idata, law)
     theta = jnp.asarray(law.from_natural({k: draws[k].to_numpy() for k in law.param_names}))
     mu = np.asarray(jax.vmap(lambda t: jax.vmap(law.log_predict, in_axes=(None, 0))(t, logx))(theta))

@@ -12,13 +12,13 @@ import pandas as pd
 from jaxscale import __version__
 from jaxscale.data import COVARIATE_KEYS, ScalingData
 from jaxscale.errors import DataError, FitError, JaxscaleError, LawError
-from jaxscale.fit import _key_repr
+from jaxscale.fit import key_repr
 from jaxscale.forecast._inputs import coerce, drop_top, points as make_points, require_covariates, split_kwargs
 from jaxscale._io import json_safe
 from jaxscale.forecast._predictive import PREDICTIVES, Predictive, Problem, noise_rng, note, warn_user
 from jaxscale.forecast._results import BacktestResult, Forecast, now
 from jaxscale.forecast._split import METHODS, check_counts, extrapolation_axis, n_free as count_free, split_mask, too_few
-from jaxscale.forecast.calibration import CalibrationUnavailable, calibrate, fold_cutoffs
+from jaxscale.forecast.calibration import REFIT_OPTIONS, CalibrationUnavailable, calibrate, fold_cutoffs
 from jaxscale.forecast.stacking import stacking_weights
 from jaxscale.laws import Law, get
 from jaxscale.uncertainty import check_level
@@ -77,9 +77,9 @@ def _recorded(fn, problem: Problem) -> Predictive:
 
 def _problem(law: Law, train: ScalingData, points: pd.DataFrame, method, key, resamples, kwargs, axis,
              cutoffs=None) -> Problem:
-    from jaxscale.laws._registry import _log_covariates
+    from jaxscale.laws._registry import log_covariates
 
-    logx = _log_covariates(law, {c: points[c].to_numpy() for c in law.covariates})
+    logx = log_covariates(law, {c: points[c].to_numpy() for c in law.covariates})
     return Problem(law, train, points, logx, key, int(resamples), dict(kwargs), axis, count_free(law, method, kwargs),
                    cutoffs)
 
@@ -111,8 +111,8 @@ def _stack(laws, train, points, method, key, resamples, kwargs, axis):
             if cal is None:
                 from jaxscale.fit import fit
 
-                theta = fit(law, train, key=key, **{k: v for k, v in kwargs.items() if k in (
-                    "starts", "objective", "delta", "fixed", "max_iter", "ftol", "xtol", "dtype")}).theta
+                point_options = {k: kwargs[k] for k in ("starts", *REFIT_OPTIONS) if k in kwargs}
+                theta = fit(law, train, key=key, **point_options).theta
                 cal = calibrate(law, train, theta, problem.n_free, axis=axis, options=kwargs,
                                 key=int(noise_rng(key).integers(2**63)), cutoffs=cutoffs)
         except JaxscaleError as e:
@@ -164,7 +164,7 @@ def make_forecast(laws: tuple[Law, ...], train: ScalingData, points: pd.DataFram
         "law_options": dict(law.options),
         "method": method,
         "level": level,
-        "key": _key_repr(key),
+        "key": key_repr(key),
         "resamples": int(resamples) if method in ("bootstrap", "calibrated") else None,
         "axis": axis,
         "split": split_desc,

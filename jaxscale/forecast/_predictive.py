@@ -101,7 +101,7 @@ def n_runs(data: ScalingData) -> int:
     return int(counts.size) if (counts > 1).any() else 0
 
 
-def _fit_options(options: Mapping[str, Any]) -> dict[str, Any]:
+def fit_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k != "bootstrap_method"}
 
 
@@ -110,7 +110,7 @@ def fit_predictive(problem: Problem) -> Predictive:
     from jaxscale.fit import fit
 
     law = problem.law
-    res = fit(law, problem.train, key=problem.key, **_fit_options(problem.options))
+    res = fit(law, problem.train, key=problem.key, **fit_options(problem.options))
     mu = log_predict(law, res.theta, problem.logx)[0]
     if not np.all(np.isfinite(mu)):
         raise FitError("The fit gives a non-finite prediction at a forecast point.")
@@ -158,18 +158,6 @@ def bootstrap_predictive(problem: Problem) -> Predictive:
     return Predictive(np.exp(np.median(mu, axis=0)), samples, settings)
 
 
-def _fit_coordinates(law: Law, draws: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Natural posterior draws to fitting coordinates without the domain check: a positive parameter that
-    underflowed to 0 maps to -inf (its term vanishes, the prediction stays finite), not to an error."""
-    cols = []
-    with np.errstate(divide="ignore"):
-        for p in law.params:
-            v = np.asarray(draws[p.name], np.float64)
-            cols.append(np.log(v) if p.transform == "log" else
-                        (np.log(v) - np.log1p(-v) if p.transform == "logit" else v))
-    return np.stack(cols, axis=-1)
-
-
 def bayes_predictive(problem: Problem) -> Predictive:
     """The posterior predictive: each draw's prediction plus the likelihood's noise (and a new run's offset)."""
     from jaxscale import bayes
@@ -180,8 +168,9 @@ def bayes_predictive(problem: Problem) -> Predictive:
     kw.setdefault("warn", False)
     idata = bayes.sample(law, problem.train, key=problem.key, **kw)
     src = param_source(idata, law)
-    mu = log_predict(law, _fit_coordinates(law, {k: src.draws[k].to_numpy(np.float64) for k in law.param_names}),
-                     problem.logx)
+    # unchecked: a draw whose positive parameter underflowed to 0 still predicts (its term vanishes)
+    theta = law.from_natural({k: src.draws[k].to_numpy(np.float64) for k in law.param_names}, check=False)
+    mu = log_predict(law, theta, problem.logx)
     post = idata.posterior
     rng = noise_rng(problem.key)
     sigma = np.asarray(post["sigma"], np.float64).reshape(-1)
@@ -213,7 +202,7 @@ def calibrated_predictive(problem: Problem) -> Predictive:
     law = problem.law
     if problem.axis not in problem.points:
         raise FitError(f"The forecast points lack the extrapolation axis {problem.axis!r}; give it in at=.")
-    res = fit(law, problem.train, key=problem.key, **_fit_options(problem.options))
+    res = fit(law, problem.train, key=problem.key, **fit_options(problem.options))
     mu = log_predict(law, res.theta, problem.logx)[0]
     if not np.all(np.isfinite(mu)):
         raise FitError("The fit gives a non-finite prediction at a forecast point.")
@@ -222,7 +211,7 @@ def calibrated_predictive(problem: Problem) -> Predictive:
         cal = calibrate(law, problem.train, res.theta, problem.n_free, axis=problem.axis, options=problem.options,
                         key=int(rng.integers(2**63)), cutoffs=problem.cutoffs)
     except CalibrationUnavailable as e:
-        out = bootstrap_predictive(problem._replace(options=_fit_options(problem.options)))
+        out = bootstrap_predictive(problem._replace(options=fit_options(problem.options)))
         note(out.settings, f"{e} Fell back to method='bootstrap' (parameter uncertainty and noise only; the error "
                            f"of extrapolating is not in the interval).")
         out.settings["fallback"] = {"method": "bootstrap", "reason": str(e)}

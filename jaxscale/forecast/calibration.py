@@ -65,6 +65,8 @@ SPAN_FRACTION = 0.5
 #: 0.94; 50%: Chinchilla 0.34 vs 0.44) at about the same interval score (2026-12-01, /tmp study, not kept).
 RELATIVE = False
 FOLD_STARTS = 32
+#: The fit's options the fold refits take (the rest of a forecast's options belong to the bootstrap or sampler).
+REFIT_OPTIONS = ("objective", "delta", "fixed", "max_iter", "ftol", "xtol", "dtype")
 #: Predictive draws per point of a calibrated forecast.
 N_DRAWS = 2000
 MODEL = "log y = log f(x) + sigma(h) z;  sigma(h)^2 = sigma0^2 + tau^2 h^2;  h = max(0, log(axis / cutoff))"
@@ -269,7 +271,7 @@ def calibrate(law: Law, train: ScalingData, theta: np.ndarray, n_free: int, *, a
     >>> len(cal.folds), bool(0.005 < cal.sigma0 < 0.02)
     (11, True)
     """
-    from jaxscale.fit import _make_starts
+    from jaxscale.fit import make_starts
     from jaxscale.uncertainty import refit
 
     if axis not in train.covariates:
@@ -280,9 +282,8 @@ def calibrate(law: Law, train: ScalingData, theta: np.ndarray, n_free: int, *, a
     sigma0 = noise_scale(resid, n_free)
     u = fold_cutoffs(t, n_free + 2) if cutoffs is None else np.asarray(cutoffs, np.float64)
     weights = (t[None, :] <= u[:, None]).astype(np.float64)
-    starts = np.concatenate([np.atleast_2d(theta), _make_starts(law, FOLD_STARTS - 1, key, logx, logy)[0]])
-    fit_opts = {k: options[k] for k in ("objective", "delta", "fixed", "max_iter", "ftol", "xtol", "dtype")
-                if options.get(k) is not None}
+    starts = np.concatenate([np.atleast_2d(theta), make_starts(law, FOLD_STARTS - 1, key, logx, logy)[0]])
+    fit_opts = {k: options[k] for k in REFIT_OPTIONS if options.get(k) is not None}
     r = refit(law, train, weights, starts, **fit_opts)
     ok = r.ok
     mu = log_predict(law, np.where(ok[:, None], r.theta, theta), logx)  # failed folds are masked out below
@@ -318,5 +319,5 @@ def calibrate(law: Law, train: ScalingData, theta: np.ndarray, n_free: int, *, a
                        relative)
 
 
-__all__ = ["MAX_FOLDS", "MIN_FOLDS", "MIN_PAIRS", "MODEL", "N_DRAWS", "SPAN_FRACTION", "Calibration",
+__all__ = ["REFIT_OPTIONS", "MAX_FOLDS", "MIN_FOLDS", "MIN_PAIRS", "MODEL", "N_DRAWS", "SPAN_FRACTION", "Calibration",
            "CalibrationUnavailable", "calibrate", "fold_cutoffs", "log_predict", "noise_scale", "weighted_quantile"]

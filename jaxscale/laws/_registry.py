@@ -65,6 +65,14 @@ class Param(NamedTuple):
         return self.name if self.transform == "identity" else f"{self.transform}_{self.name}"
 
 
+def _to_fit_unchecked(transform: str, v: np.ndarray) -> np.ndarray:
+    if transform == "log":
+        return np.log(v)
+    if transform == "logit":
+        return np.log(v) - np.log1p(-v)
+    return v
+
+
 class Law(NamedTuple):
     """A scaling law: a pure JAX function plus everything needed to fit it.
 
@@ -145,8 +153,12 @@ class Law(NamedTuple):
             out[p.name] = t
         return out
 
-    def from_natural(self, values: Mapping[str, Any]) -> np.ndarray:
-        """Map a dict of natural values (every parameter) to fitting coordinates."""
+    def from_natural(self, values: Mapping[str, Any], check: bool = True) -> np.ndarray:
+        """Map a dict of natural values (every parameter) to fitting coordinates.
+
+        ``check=False`` skips the domain check: a positive parameter that underflowed to 0 (a posterior draw of
+        E) maps to -inf, whose term vanishes while the prediction stays finite, instead of raising.
+        """
         unknown = set(values) - set(self.param_names)
         missing = [n for n in self.param_names if n not in values]
         if unknown or missing:
@@ -154,7 +166,11 @@ class Law(NamedTuple):
                 f"Law {self.name!r} has parameters {list(self.param_names)}; "
                 f"got unknown {sorted(unknown)} and missing {missing}."
             )
-        cols = [self.to_fit(p.name, values[p.name]) for p in self.params]
+        if check:
+            cols = [self.to_fit(p.name, values[p.name]) for p in self.params]
+        else:
+            with np.errstate(divide="ignore"):
+                cols = [_to_fit_unchecked(p.transform, np.asarray(values[p.name], np.float64)) for p in self.params]
         return np.stack(np.broadcast_arrays(*cols), axis=-1)
 
     def to_fit(self, name: str, value) -> np.ndarray:
@@ -185,13 +201,13 @@ class Law(NamedTuple):
         import jax
 
         theta = jnp.asarray(self.from_natural(params))
-        logx = _log_covariates(self, covariates)
+        logx = log_covariates(self, covariates)
         shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in self.covariates))
         f = jax.vmap(self.log_predict, in_axes=(None, 0))
         return np.exp(np.asarray(f(theta, jnp.asarray(logx)))).reshape(shape)
 
 
-def _log_covariates(law: Law, covariates: Mapping[str, Any]) -> np.ndarray:
+def log_covariates(law: Law, covariates: Mapping[str, Any]) -> np.ndarray:
     missing = [c for c in law.covariates if c not in covariates]
     if missing:
         raise LawError(f"Law {law.name!r} needs covariates {list(law.covariates)}; missing {missing}.")
