@@ -6,7 +6,8 @@ Data: Epoch AI's digitised Chinchilla points (../shared/data/epoch_chinchilla),
 grid, identical for every solver.
 
 Baselines (both with an analytic gradient, one start at a time, as a user
-would run them):
+would run them), from :func:`jaxscale.bench.scipy_epoch_fits` (the project's
+one scipy baseline, also run by ``jaxscale bench``):
 
 * ``scipy_epoch``: Epoch's notebook objective (``scipy.special.logsumexp`` and
   ``huber``) with L-BFGS-B at scipy's defaults.
@@ -45,59 +46,6 @@ def hoffmann_grid():
     return g[:, [2, 3, 4, 0, 1]]
 
 
-def scipy_runs(N, D, L, starts, variant, delta=1e-3, options=None):
-    from scipy.optimize import minimize
-    from scipy.special import huber, logsumexp
-
-    lN, lD, lL = np.log(N), np.log(D), np.log(L)
-
-    if variant == "epoch":
-        def fun(p):
-            e, a, b, al, be = p
-            pre = logsumexp([a - al * np.log(N), b - be * np.log(D), e * np.ones(len(N))], axis=0)
-            return np.sum(huber(delta, pre - np.log(L)))
-
-        def jac(p):
-            e, a, b, al, be = p
-            t = np.array([a - al * np.log(N), b - be * np.log(D), e * np.ones(len(N))])
-            pre = logsumexp(t, axis=0)
-            w = np.exp(t - pre)
-            psi = np.clip(pre - np.log(L), -delta, delta)
-            return np.array([(psi * w[2]).sum(), (psi * w[0]).sum(), (psi * w[1]).sum(),
-                             -(psi * w[0] * np.log(N)).sum(), -(psi * w[1] * np.log(D)).sum()])
-
-        call = lambda p0: minimize(fun, p0, jac=jac, method="L-BFGS-B", options=options)  # noqa: E731
-    else:
-        def fun_and_jac(p):
-            e, a, b, al, be = p
-            t = np.stack([a - al * lN, b - be * lD, np.full_like(lN, e)])
-            m = t.max(0)
-            ex = np.exp(t - m)
-            S = ex.sum(0)
-            r = m + np.log(S) - lL
-            ar = np.abs(r)
-            f = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)).sum()
-            psi = np.clip(r, -delta, delta)
-            w = ex / S
-            g = np.array([(psi * w[2]).sum(), (psi * w[0]).sum(), (psi * w[1]).sum(),
-                          -(psi * w[0] * lN).sum(), -(psi * w[1] * lD).sum()])
-            return f, g
-
-        call = lambda p0: minimize(fun_and_jac, p0, jac=True, method="L-BFGS-B", options=options)  # noqa: E731
-
-    t0 = time.perf_counter()
-    fs, xs = [], []
-    for p0 in starts:
-        r = call(p0)
-        fs.append(r.fun)
-        xs.append(r.x)
-    dt = time.perf_counter() - t0
-    fs = np.array(fs)
-    i = int(np.argmin(fs))
-    return {"seconds": dt, "n_starts": len(starts), "fits_per_s": len(starts) / dt, "best_objective": float(fs[i]),
-            "n_at_best": int(np.sum(fs <= fs[i] * (1 + 1e-6))), "best_theta": xs[i].tolist()}
-
-
 def machine_info():
     import jax
 
@@ -125,7 +73,14 @@ def main(argv=None):
     import jax
 
     import jaxscale
+    from jaxscale import validate
+    from jaxscale._io import write_atomic
+    from jaxscale.bench import scipy_epoch_fits
 
+    path = pathlib.Path(args.out or ROOT / "benchmarks" / "results" / f"bench_fit-{jax.default_backend()}.json")
+    if args.out is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    validate.output_path(path, "--out")  # before the work, not after it
     data = jaxscale.ScalingData.from_csv(args.data, N="Model Size", C="Training FLOP", loss="loss").drop_top(5)
     starts = hoffmann_grid()
     np.testing.assert_array_equal(np.sort(starts, 0), np.sort(jaxscale.laws.get("chinchilla").default_starts(), 0))
@@ -173,7 +128,8 @@ def main(argv=None):
         N, D, L = data.covariates["N"], data.covariates["D"], data.y
         idx = np.linspace(0, len(starts) - 1, min(args.scipy_starts, len(starts))).round().astype(int)
         for variant in ("lean", "epoch"):
-            s = scipy_runs(N, D, L, starts[idx], variant)
+            s = scipy_epoch_fits(N, D, L, starts[idx], variant=variant)
+            s["best_objective"] = s.pop("objective")
             s["same_optimum"] = bool(abs(s["best_objective"] - res.objective) <= 1e-6 * res.objective)
             s["ratio_jaxscale_over_scipy"] = out["jaxscale"]["fits_per_s"] / s["fits_per_s"]
             s["ratio_incl_compile"] = out["jaxscale"]["fits_per_s_incl_compile"] / s["fits_per_s"]
@@ -196,9 +152,7 @@ def main(argv=None):
                       "best_objective": big.objective, "n_at_best": big.n_at_best, "peak_device_bytes": mem}
         print(f"big: {args.big:,} random starts in {dt:.2f} s ({args.big / dt:,.0f} fits/s); objective {big.objective:.10g}")
 
-    path = pathlib.Path(args.out or ROOT / "benchmarks" / "results" / f"bench_fit-{jax.default_backend()}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    write_atomic(path, json.dumps(out, indent=2, default=float) + "\n")
     print(f"wrote {path}")
     return out
 

@@ -6,14 +6,15 @@
 ('chinchilla', 128)
 """
 
-__version__ = "0.1.0"
+from jaxscale import _early  # noqa: F401  (Ctrl-C while the CLI imports JAX; see _early.py)
+from jaxscale._version import __version__
 
 from jaxscale import _x64  # noqa: F401  (float64 by default; see _x64.py)
 from jaxscale import laws
 from jaxscale._demo import HOFFMANN_UNROUNDED, demo_data
 from jaxscale._devices import set_host_device_count
 from jaxscale.data import ScalingData
-from jaxscale.errors import DataError, DerivedError, FitError, JaxscaleError, LawError
+from jaxscale.errors import ArgumentError, DataError, DerivedError, FitError, JaxscaleError, LawError
 from jaxscale.fit import FitResult, fit, objective
 from jaxscale import derived
 from jaxscale.uncertainty import BootstrapResult, Derived, bootstrap
@@ -22,6 +23,7 @@ from jaxscale import allocate, downstream, isoflop
 from jaxscale.forecast import BacktestResult, Forecast, backtest
 
 __all__ = [
+    "ArgumentError",
     "BacktestResult",
     "BootstrapResult",
     "Forecast",

@@ -42,8 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxscale import validate
 from jaxscale._draws import ParamSource, param_source
-from jaxscale.errors import JaxscaleError, LawError
+from jaxscale._io import json_safe, write_atomic
+from jaxscale.errors import ArgumentError, JaxscaleError, LawError
 from jaxscale.laws import Law, get
 
 _N_GRID = 256
@@ -51,10 +53,14 @@ _GOLDEN_ITERS = 80
 _BISECT_ITERS = 64
 _INVPHI = (np.sqrt(5.0) - 1.0) / 2.0
 _LOG_HUGE = 230.0  # log of an effectively infinite N or D (e^230 ~ 1e100)
+SOLVERS = ("auto", "closed_form", "numerical")
+QUANTITIES = ("N_opt", "D_opt", "L_opt", "tokens_per_param")
 
 
 class AllocationError(JaxscaleError):
-    """An allocation that cannot be computed: bad budget, wrong law, unreachable target."""
+    """An allocation that cannot be computed: a law of the wrong covariates, an unreachable target, no interior
+    optimum. (Bad arguments, such as a budget that is not a positive number, are
+    :class:`~jaxscale.errors.ArgumentError`.)"""
 
 
 # --------------------------------------------------------------------------- pure JAX core
@@ -191,32 +197,48 @@ class Allocation:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: one record per row with the point values and ``intervals`` where draws exist."""
+        """JSON-ready: one record per row with the point values and ``intervals`` where draws exist.
+
+        A value that is not finite is ``None``; ``n_failed`` counts the draws with no solution for that row.
+        """
         names = [c for c in self.table.columns if not c.endswith(("_lo", "_hi")) and c != "n_failed"]
         records = []
-        num = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731  (JSON has no NaN: null)
         for _, row in self.table.iterrows():
-            rec = {k: num(row[k]) for k in names}
+            rec = {k: float(row[k]) for k in names}
             if self.draws is not None:
-                rec["intervals"] = {k: [num(row[f"{k}_lo"]), num(row[f"{k}_hi"])] for k in self.draws}
+                rec["intervals"] = {k: [float(row[f"{k}_lo"]), float(row[f"{k}_hi"])] for k in self.draws}
                 rec["n_failed"] = int(row["n_failed"])
             records.append(rec)
-        return {"kind": self.kind, "law": self.law.name, "source": self.source, "level": self.level,
-                "settings": self.settings, "records": records}
+        return json_safe({"kind": self.kind, "law": self.law.name, "source": self.source, "level": self.level,
+                          "settings": self.settings, "records": records})
 
     def to_json(self, path: str | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
+        """Serialise :meth:`to_dict` (strict JSON: no NaN or Infinity); write it atomically to ``path`` if given."""
         if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
+            path = validate.output_path(path, "path")
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
+        if path is not None:
+            write_atomic(path, text + "\n")
         return text
 
     def __repr__(self) -> str:
         return f"Allocation({self.kind}, {self.law.name}, {len(self.table)} rows, source={self.source})\n{self.table}"
 
 
-def _source(law, fit) -> ParamSource:
+def read_fit(fit, law=None) -> ParamSource:
+    """A fit's law, point estimate and draws (if any), from anything :func:`jaxscale._draws.param_source` takes:
+    a FitResult, BootstrapResult, posterior, a dict of parameters (with ``law``) or a fit file (JSON, netCDF).
+
+    ``law``, when given, must be the fit's (a mismatch is a :class:`~jaxscale.errors.LawError`).
+
+    >>> read_fit(dict(E=1.82, A=482.0, B=2085.0, alpha=0.348, beta=0.366), "chinchilla").kind
+    'params'
+    """
     return param_source(fit, law)
+
+
+def _source(law, fit) -> ParamSource:
+    return read_fit(fit, law)
 
 
 def _broadcast(**arrays) -> list[np.ndarray]:
@@ -224,15 +246,23 @@ def _broadcast(**arrays) -> list[np.ndarray]:
         return np.broadcast_arrays(*arrays.values())
     except ValueError:
         shapes = ", ".join(f"{k} has {np.shape(v)[0]} values" for k, v in arrays.items())
-        raise AllocationError(f"{' and '.join(arrays)} must have the same length (or one of them a single value); "
-                              f"{shapes}.") from None
+        raise ArgumentError(f"{' and '.join(arrays)} must have the same length (or one of them a single value); "
+                            f"{shapes}.") from None
 
 
 def _scalar(value, name: str) -> float:
-    arr = _positive(value, name)
-    if arr.size != 1:
-        raise AllocationError(f"{name} must be a single number; got {arr.size} values.")
-    return float(arr[0])
+    """A single finite number > 0 (a one-element array is unwrapped)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    return validate.positive(value, name)
+
+
+def _budgets(values, name: str = "C") -> np.ndarray:
+    """Training budgets in FLOPs: a number or a 1-D list, each finite and > 0 (:func:`jaxscale.validate.budgets`)."""
+    if np.ndim(values) > 1:
+        raise ArgumentError(f"{name} must be a number or a 1-D list of budgets; got an array of shape "
+                            f"{np.shape(values)}.")
+    return validate.budgets(values, name)
 
 
 def _thetas(src: ParamSource):
@@ -241,21 +271,23 @@ def _thetas(src: ParamSource):
     return point, draws
 
 
-def _positive(values, name: str) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
+def _numbers(values, name: str) -> np.ndarray:
+    try:
+        arr = np.atleast_1d(np.asarray(values, dtype=float))
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be a number or a 1-D list of numbers; got {values!r}.") from None
     if arr.ndim != 1 or arr.size == 0:
-        raise AllocationError(f"{name} must be a number or a 1-D list of numbers; got shape {arr.shape}.")
-    bad = ~np.isfinite(arr) | (arr <= 0)
-    if bad.any():
-        raise AllocationError(f"{name} must be finite and > 0; got {arr[bad].tolist()} at position(s) "
-                              f"{np.flatnonzero(bad).tolist()}.")
+        raise ArgumentError(f"{name} must be a number or a 1-D list of numbers; got shape {arr.shape}.")
     return arr
 
 
-def _check_level(level: float) -> float:
-    if not (0.0 < float(level) < 1.0):
-        raise AllocationError(f"level must be in (0, 1); got {level!r}.")
-    return float(level)
+def _positive(values, name: str) -> np.ndarray:
+    arr = _numbers(values, name)
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if bad.any():
+        raise ArgumentError(f"{name} must be finite and > 0; got {arr[bad].tolist()} at position(s) "
+                            f"{np.flatnonzero(bad).tolist()}.")
+    return arr
 
 
 def _summarise(kind, src, rows: dict[str, np.ndarray], point: dict[str, np.ndarray], draws, level, settings):
@@ -339,12 +371,11 @@ def compute_optimal(law, fit, C, flops_per_token: float = 6.0, *, level: float =
     >>> round(float(t["tokens_per_param"][0]), 1), round(float(t["N_opt"][0]) / 1e10, 2)
     (59.0, 4.07)
     """
-    src = _source(law, fit)
-    C = _positive(C, "C (compute budget)")
+    C = _budgets(C)
     k = _scalar(flops_per_token, "flops_per_token")
-    level = _check_level(level)
-    if solver not in ("auto", "closed_form", "numerical"):
-        raise AllocationError(f"solver must be 'auto', 'closed_form' or 'numerical'; got {solver!r}.")
+    level = validate.level(level)
+    solver = validate.choice(solver, "solver", SOLVERS)
+    src = _source(law, fit)
     closed = src.law.name == "chinchilla" and solver != "numerical"
     if solver == "closed_form" and src.law.name != "chinchilla":
         raise AllocationError(f"The closed form is for 'chinchilla' only; law {src.law.name!r} needs "
@@ -379,9 +410,9 @@ def overtraining(law, fit, N, D, flops_per_token: float = 6.0) -> pd.DataFrame:
     >>> round(float(t["tokens_per_param"][0]))
     214
     """
-    src = _source(law, fit)
     N, D = _broadcast(N=_positive(N, "N"), D=_positive(D, "D"))
     k = _scalar(flops_per_token, "flops_per_token")
+    src = _source(law, fit)
     C = k * N * D
     opt = compute_optimal(src.law, src.point, C, k).table
     L = src.law.predict(src.point, N=N, D=D)
@@ -405,21 +436,15 @@ def allocation_fn(law, C, quantity: str = "N_opt", flops_per_token: float = 6.0,
     >>> round(float(f(p)[0]) / 1e10, 3)
     2.344
     """
+    solver = validate.choice(solver, "solver", SOLVERS)
+    quantity = validate.choice(quantity, "quantity", QUANTITIES)
+    log_ck = jnp.log(jnp.asarray(_budgets(C)) / _scalar(flops_per_token, "flops_per_token"))
     lw = get(law)
-    if solver not in ("auto", "closed_form", "numerical"):
-        raise AllocationError(f"solver must be 'auto', 'closed_form' or 'numerical'; got {solver!r}.")
-    names = ("N_opt", "D_opt", "L_opt", "tokens_per_param")
-    if quantity not in names:
-        raise AllocationError(f"quantity must be one of {list(names)}; got {quantity!r}.")
-    log_ck = jnp.log(jnp.asarray(_positive(C, "C (compute budget)")) / _scalar(flops_per_token, "flops_per_token"))
+    names = QUANTITIES
     one = _compute_optimal_one(lw, lw.name == "chinchilla" and solver != "numerical")
 
     def fn(p):
-        cols = []
-        for q in lw.params:
-            v = jnp.asarray(p[q.name], dtype=float)
-            cols.append(jnp.log(v) if q.transform == "log" else (jnp.log(v) - jnp.log1p(-v) if q.transform == "logit"
-                                                                  else v))
+        cols = [q.transform_fn.to_fit(jnp.asarray(p[q.name], dtype=float)) for q in lw.params]
         out = jax.vmap(one, in_axes=(None, 0))(jnp.stack(cols), log_ck)
         if quantity == "tokens_per_param":
             return jnp.exp(out[:, 1] - out[:, 0])
@@ -491,14 +516,14 @@ def inference_optimal(law, fit, target_loss, inference_tokens, *, flops_per_toke
     >>> round(float(t["overtraining_ratio"][0]), 3), round(float(t["tokens_per_param"][1]))
     (1.0, 254)
     """
-    src = _source(law, fit)
     target, tinf = _broadcast(target_loss=_positive(target_loss, "target_loss"),
-                              inference_tokens=np.atleast_1d(np.asarray(inference_tokens, dtype=float)))
+                              inference_tokens=_numbers(inference_tokens, "inference_tokens"))
     if not np.all(np.isfinite(tinf)) or np.any(tinf < 0):
-        raise AllocationError(f"inference_tokens must be finite and >= 0; got {tinf.tolist()}.")
+        raise ArgumentError(f"inference_tokens must be finite and >= 0; got {tinf.tolist()}.")
     k = _scalar(flops_per_token, "flops_per_token")
     k_inf = _scalar(inference_flops_per_token, "inference_flops_per_token")
-    level = _check_level(level)
+    level = validate.level(level)
+    src = _source(law, fit)
     pt_theta, dr_theta = _thetas(src)
     logx = _covariate_fn(src.law, "inference_optimal")
     floor = float(np.exp(_irreducible_log(src.law, logx, pt_theta)))
@@ -579,10 +604,10 @@ def data_constrained_optimal(law, fit, C, unique_tokens, flops_per_token: float 
     >>> round(float(t["epochs"][0]), 1)
     9.5
     """
-    src = _source(law, fit)
-    C, U = _broadcast(C=_positive(C, "C (compute budget)"), unique_tokens=_positive(unique_tokens, "unique_tokens"))
+    C, U = _broadcast(C=_budgets(C), unique_tokens=_positive(unique_tokens, "unique_tokens"))
     k = _scalar(flops_per_token, "flops_per_token")
-    level = _check_level(level)
+    level = validate.level(level)
+    src = _source(law, fit)
     fn = _data_constrained_one(src.law)
     pt, dr = _batched(fn, *_thetas(src), jnp.log(C / k), jnp.log(U))
 
@@ -598,4 +623,4 @@ def data_constrained_optimal(law, fit, C, unique_tokens, flops_per_token: float 
 
 
 __all__ = ["Allocation", "AllocationError", "allocation_fn", "compute_optimal", "data_constrained_optimal", "inference_optimal",
-           "line_optimum", "overtraining"]
+           "line_optimum", "overtraining", "read_fit"]

@@ -52,7 +52,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxscale.errors import JaxscaleError
+from jaxscale import validate
+from jaxscale._io import json_safe, write_atomic
+from jaxscale.errors import ArgumentError
 
 PARTS = ("fit", "bootstrap", "nuts", "sbc")
 PLATFORMS = ("cpu", "gpu", "tpu")
@@ -74,8 +76,8 @@ QUICK = dict(sizes=(64,), repeats=1, scipy_starts=20, bootstrap_resamples=200, n
 SAME_RTOL = 1e-6
 
 
-class BenchError(JaxscaleError):
-    """A benchmark that cannot run as asked: an unknown device, part or size."""
+class BenchError(ArgumentError):
+    """A benchmark that cannot run as asked: an unknown device, part or size (an :class:`ArgumentError`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,10 +143,10 @@ class BenchResult:
         return {"benchmark": "jaxscale bench", **dataclasses.asdict(self)}
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """Serialise :meth:`to_dict`; write it to ``path`` if given."""
-        text = json.dumps(_jsonable(self.to_dict()), indent=2)
+        """Serialise :meth:`to_dict` (NaN and infinities as ``null``); write it atomically to ``path`` if given."""
+        text = json.dumps(json_safe(self.to_dict()), indent=2)
         if path is not None:
-            pathlib.Path(path).write_text(text + "\n")
+            write_atomic(validate.output_path(path), text + "\n")
         return text
 
     def table(self) -> str:
@@ -227,21 +229,6 @@ def _fit_lines(f: dict) -> list[str]:
     return lines
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if np.isfinite(x) else None
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Devices, host, versions, data
 
@@ -314,7 +301,7 @@ def versions() -> dict[str, str | None]:
     """Versions of jaxscale, jax, jaxlib, numpyro, arviz, scipy, numpy and Python (None: not installed)."""
     import jax
 
-    from jaxscale import __version__
+    from jaxscale._version import __version__
 
     out = {"jaxscale": __version__, "jax": jax.__version__}
     for dist in ("jaxlib", "numpyro", "arviz", "scipy", "numpy"):
@@ -452,15 +439,40 @@ def _bench_fit(data, sizes, repeats, dtype, reference, log) -> tuple[dict, Any]:
     return out, best_res
 
 
-def scipy_epoch_fits(N, D, L, starts: np.ndarray, delta: float = 1e-3) -> dict[str, Any]:
-    """Epoch's notebook fit, one start at a time: scipy L-BFGS-B at its defaults, analytic gradient.
+#: The scipy baselines: ``epoch`` is Epoch's notebook objective (``scipy.special.logsumexp`` and ``huber``),
+#: ``lean`` the same objective and gradient hand-vectorised in NumPy in one function (the fastest scipy variant
+#: we could write).
+SCIPY_VARIANTS = ("epoch", "lean")
 
-    Coordinates are jaxscale's ``(log_E, log_A, log_B, alpha, beta)``;
-    the objective is Epoch's summed Huber on log-loss in log-sum-exp form
-    (``scipy.special.logsumexp``, ``scipy.special.huber``), as in
-    ``benchmarks/bench_fit.py``'s ``scipy_epoch``. Returns fits/s and the
-    best objective.
 
+def scipy_epoch_fits(N, D, L, starts, delta: float = 1e-3, *, variant: str = "epoch",
+                     options: dict | None = None) -> dict[str, Any]:
+    """Epoch's fit with scipy, one start at a time: L-BFGS-B (scipy's defaults), analytic gradient.
+
+    The one scipy baseline of the project: ``jaxscale bench`` runs it in a fresh process,
+    ``benchmarks/bench_fit.py`` imports it.
+
+    Parameters
+    ----------
+    N, D, L
+        Parameters, tokens and losses of the training runs.
+    starts
+        ``(n, 5)`` starts in jaxscale's coordinates ``(log_E, log_A, log_B, alpha, beta)``.
+    delta
+        The Huber threshold on log-loss residuals (Epoch's 1e-3).
+    variant
+        ``"epoch"`` (Epoch's notebook objective) or ``"lean"`` (see :data:`SCIPY_VARIANTS`).
+    options
+        Passed to :func:`scipy.optimize.minimize` (e.g. ``{"maxiter": 100}``).
+
+    Returns
+    -------
+    dict
+        ``n_starts``, ``seconds``, ``fits_per_s``, ``objective`` (the best), ``n_at_best`` (within
+        :data:`SAME_RTOL` of it), ``best_theta`` and ``variant``.
+
+    Examples
+    --------
     >>> import jaxscale
     >>> d = jaxscale.demo_data()
     >>> r = scipy_epoch_fits(d.covariates["N"], d.covariates["D"], d.y, [[0.5, 6.0, 6.0, 0.3, 0.3]])
@@ -470,8 +482,18 @@ def scipy_epoch_fits(N, D, L, starts: np.ndarray, delta: float = 1e-3) -> dict[s
     from scipy.optimize import minimize
     from scipy.special import huber, logsumexp
 
+    variant = validate.choice(variant, "variant", SCIPY_VARIANTS)
+    delta = validate.positive(delta, "delta")
+    starts = np.asarray(starts, dtype=float)
+    if starts.ndim != 2 or starts.shape[1] != 5:
+        raise ArgumentError(f"starts must be an (n, 5) array of (log_E, log_A, log_B, alpha, beta); got shape "
+                            f"{starts.shape}.")
     lN, lD, lL = np.log(N), np.log(D), np.log(L)
     ones = np.ones(len(lN))
+
+    def grad(psi, w):
+        return np.array([(psi * w[2]).sum(), (psi * w[0]).sum(), (psi * w[1]).sum(),
+                         -(psi * w[0] * lN).sum(), -(psi * w[1] * lD).sum()])
 
     def fun(p):
         e, a, b, al, be = p
@@ -482,16 +504,34 @@ def scipy_epoch_fits(N, D, L, starts: np.ndarray, delta: float = 1e-3) -> dict[s
         e, a, b, al, be = p
         t = np.array([a - al * lN, b - be * lD, e * ones])
         pre = logsumexp(t, axis=0)
-        w = np.exp(t - pre)
-        psi = np.clip(pre - lL, -delta, delta)
-        return np.array([(psi * w[2]).sum(), (psi * w[0]).sum(), (psi * w[1]).sum(),
-                         -(psi * w[0] * lN).sum(), -(psi * w[1] * lD).sum()])
+        return grad(np.clip(pre - lL, -delta, delta), np.exp(t - pre))
+
+    def fun_and_jac(p):
+        e, a, b, al, be = p
+        t = np.stack([a - al * lN, b - be * lD, np.full_like(lN, e)])
+        m = t.max(0)
+        ex = np.exp(t - m)
+        S = ex.sum(0)
+        r = m + np.log(S) - lL
+        ar = np.abs(r)
+        f = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)).sum()
+        return f, grad(np.clip(r, -delta, delta), ex / S)
+
+    if variant == "epoch":
+        def call(p0):
+            return minimize(fun, p0, jac=jac, method="L-BFGS-B", options=options)
+    else:
+        def call(p0):
+            return minimize(fun_and_jac, p0, jac=True, method="L-BFGS-B", options=options)
 
     t0 = time.perf_counter()
-    fs = np.array([minimize(fun, p0, jac=jac, method="L-BFGS-B").fun for p0 in np.asarray(starts, float)])
+    runs = [call(p0) for p0 in starts]
     dt = time.perf_counter() - t0
-    return {"n_starts": len(fs), "seconds": dt, "fits_per_s": len(fs) / dt, "objective": float(fs.min()),
-            "n_at_best": int(np.sum(fs <= fs.min() * (1 + SAME_RTOL)))}
+    fs = np.array([r.fun for r in runs])
+    i = int(np.argmin(fs))
+    return {"variant": variant, "n_starts": len(fs), "seconds": dt, "fits_per_s": len(fs) / dt,
+            "objective": float(fs[i]), "n_at_best": int(np.sum(fs <= fs[i] * (1 + SAME_RTOL))),
+            "best_theta": runs[i].x.tolist()}
 
 
 def _scipy_child(path: str) -> None:
@@ -649,12 +689,6 @@ def _parse_sizes(sizes) -> list[int]:
     return out
 
 
-def _count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise BenchError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
-
-
 def run_bench(
     parts: Iterable[str] | str = PARTS,
     *,
@@ -721,14 +755,13 @@ def run_bench(
                  sbc_datasets=sbc_datasets, sbc_draws=sbc_draws)
     cfg.update({k: v for k, v in given.items() if v is not None})
     cfg["sizes"] = _parse_sizes(cfg["sizes"])
-    cfg["repeats"] = _count(cfg["repeats"], "repeats", 0)
-    cfg["scipy_starts"] = _count(cfg["scipy_starts"], "scipy_starts", 0)
-    for k in ("bootstrap_resamples", "nuts_chains", "nuts_warmup", "nuts_samples", "sbc_datasets", "sbc_draws"):
-        cfg[k] = _count(cfg[k], k)
-    if cfg["bootstrap_resamples"] < 2:
-        raise BenchError("bootstrap_resamples must be >= 2.")
-    if dtype not in (None, "float64", "float32"):
-        raise BenchError(f"dtype must be 'float64' or 'float32'; got {dtype!r}.")
+    cfg["repeats"] = validate.integer(cfg["repeats"], "repeats", minimum=0)
+    cfg["scipy_starts"] = validate.integer(cfg["scipy_starts"], "scipy_starts", minimum=0)
+    cfg["bootstrap_resamples"] = validate.integer(cfg["bootstrap_resamples"], "bootstrap_resamples", minimum=2)
+    for k in ("nuts_chains", "nuts_warmup", "nuts_samples", "sbc_datasets", "sbc_draws"):
+        cfg[k] = validate.integer(cfg[k], k)
+    if dtype is not None:
+        dtype = validate.choice(dtype, "dtype", ("float64", "float32"))
     devices = select_devices(device)
     plat = devices[0].platform
     if device is not None:
@@ -770,45 +803,3 @@ def run_bench(
         pass
     return BenchResult(date=date, device=device_info(devices), host=host, versions=versions(), data=data_info,
                        settings=settings, results=results, seconds=time.perf_counter() - t_start)
-
-
-def add_bench_parser(sub) -> None:
-    """The ``jaxscale bench`` subcommand."""
-    b = sub.add_parser("bench", help="standard benchmark on the devices JAX sees: fits/s, bootstrap, NUTS ESS/s, SBC",
-                       description="Standard benchmark: Epoch's fit protocol at several batch sizes (with scipy beside "
-                                   "it on a CPU), bootstrap replicates/s, NUTS ESS/s and SBC datasets/s, with device "
-                                   "and version info.")
-    b.add_argument("--device", choices=PLATFORMS, default=None, help="platform to run on (default: JAX's default)")
-    b.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts (default {','.join(PARTS)})")
-    b.add_argument("--data", default=None, metavar="CSV",
-                   help="Epoch's svg_extracted_data.csv (default: $JAXSCALE_SHARED_DATA or ../shared/data; "
-                        "else 240 synthetic points)")
-    b.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
-    b.add_argument("--sizes", default=None, metavar="N,N,..",
-                   help="numbers of starts for the fit part (default 64,512,4500; more than 4,500 repeats the grid)")
-    b.add_argument("--repeats", type=int, default=None, help="timed calls per size after the compiling one (default 3)")
-    b.add_argument("--scipy-starts", type=int, default=None,
-                   help="grid starts for the scipy baseline on a CPU (default 200; 0: skip)")
-    b.add_argument("--bootstrap-resamples", type=int, default=None, help="warm-started resamples (default 4000)")
-    b.add_argument("--nuts-chains", type=int, default=None, help="NUTS chains (default 4)")
-    b.add_argument("--nuts-warmup", type=int, default=None, help="NUTS warmup per chain (default 1000)")
-    b.add_argument("--nuts-samples", type=int, default=None, help="NUTS draws per chain (default 1000)")
-    b.add_argument("--sbc-datasets", type=int, default=None, help="SBC datasets (default 32)")
-    b.add_argument("--sbc-draws", type=int, default=None, help="SBC warmup = draws per dataset (default 400)")
-    b.add_argument("--dtype", choices=["float64", "float32"], default=None, help="fit and bootstrap dtype")
-    b.add_argument("--json", metavar="OUT", help="write everything as JSON to OUT")
-
-
-def cli_bench(args) -> int:
-    """Run ``jaxscale bench`` from parsed arguments: progress on stderr, the table on stdout."""
-    res = run_bench(args.parts, device=args.device, data=args.data, quick=args.quick, sizes=args.sizes,
-                    repeats=args.repeats, scipy_starts=args.scipy_starts,
-                    bootstrap_resamples=args.bootstrap_resamples, nuts_chains=args.nuts_chains,
-                    nuts_warmup=args.nuts_warmup, nuts_samples=args.nuts_samples, sbc_datasets=args.sbc_datasets,
-                    sbc_draws=args.sbc_draws, dtype=args.dtype,
-                    progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
-    print(res.table())
-    if args.json:
-        res.to_json(args.json)
-        print(f"wrote {args.json}")
-    return 0 if res.ok else 1

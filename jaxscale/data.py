@@ -3,37 +3,316 @@
 :class:`ScalingData` holds the covariates (N, D, C, U, x), the target (loss or
 score) and optional ``group``/``run`` labels as immutable float64 arrays,
 checked once on construction so that the fitter never sees a NaN, a
-non-positive value or a string.
+non-positive value or a string. Every check runs before any fitting, and every
+message names the column, the row (the file line, for a CSV) and the value.
+
+CSV files are read by :func:`read_csv`: the separator is sniffed (``,``,
+``;``, tab or ``|``), header names are stripped and must not repeat, and each
+row keeps its file line for messages.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxscale.errors import DataError
+from jaxscale import validate
+from jaxscale.errors import ArgumentError, DataError
 
-#: Column names recognised for each role when no explicit mapping is given,
-#: in priority order, compared case-insensitively. The generic resource ``x``
-#: is only ever taken from an explicit mapping.
+#: Column names recognised for each role when no explicit mapping is given, compared after
+#: :func:`normalize_name` (case-insensitive; surrounding space stripped; ``/``, ``-``, ``.`` and spaces count as
+#: ``_``). Two columns matching one role is an ambiguity error. The generic resource ``x`` and the ``group`` label
+#: are only ever taken from an explicit mapping.
 ALIASES: dict[str, tuple[str, ...]] = {
-    "N": ("n", "params", "parameters", "model size", "model_size", "num_params", "n_params"),
-    "D": ("d", "tokens", "training tokens", "training_tokens", "n_tokens"),
-    "C": ("c", "flops", "compute", "training flop", "training flops", "training_flops"),
-    "U": ("u", "unique_tokens", "unique tokens"),
-    "loss": ("loss", "val_loss", "score"),
+    "N": ("n", "params", "parameters", "model_params", "num_params", "n_params", "model_size",
+          "non_embedding_params"),
+    "D": ("d", "tokens", "num_tokens", "n_tokens", "train_tokens", "training_tokens", "tokens_seen", "dataset_size"),
+    "C": ("c", "flops", "compute", "train_flops", "training_flop", "training_flops", "total_flops"),
+    "U": ("u", "unique_tokens"),
+    "loss": ("loss", "train_loss", "eval_loss", "val_loss", "validation_loss", "final_loss", "score"),
     # checkpoints of one training run share its seed and schedule: the run role marks them (forecasts and the
     # Bayesian model then treat a run, not a row, as the unit of independence)
     "run": ("run", "run_id", "name"),
 }
 COVARIATE_KEYS = ("N", "D", "C", "U", "x")
 LABEL_KEYS = ("group", "run")
+TARGET_KEYS = ("loss", "score", "y")
+#: Separators :func:`read_csv` recognises when it sniffs one.
+SEPARATORS = (",", ";", "\t", "|")
+_SEP_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+#: A covariate with a gap wider than this (in decades) between two clusters of its values warns of mixed units.
+MIXED_UNITS_DECADES = 4.0
+#: The covariates checked for mixed units: counts of parameters, tokens and FLOPs. The generic resource ``x`` is
+#: not: its unit is the user's, and a design spread over distant values is legitimate there.
+MIXED_UNITS_KEYS = ("N", "D", "C", "U")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def normalize_name(name) -> str:
+    """A column name as alias matching compares it: stripped, lower case, ``/ - .`` and spaces as ``_``.
+
+    >>> normalize_name(" Eval/Loss ")
+    'eval_loss'
+    """
+    return re.sub(r"[/\-. ]", "_", str(name).strip().lower())
+
+
+def matching_columns(columns, role: str) -> list:
+    """The columns among ``columns`` whose names are recognised for ``role`` (see :data:`ALIASES`), in order.
+
+    >>> matching_columns(["Model Size", "Training FLOP", "eval/loss"], "loss")
+    ['eval/loss']
+    """
+    names = set(ALIASES.get(role, ()))
+    return [c for c in columns if normalize_name(c) in names]
+
+
+def alias_table() -> str:
+    """The column names recognised for each role, as a Markdown table (the one in :meth:`ScalingData.from_csv`).
+
+    >>> print(alias_table().splitlines()[2])
+    | N | n, params, parameters, model_params, num_params, n_params, model_size, non_embedding_params |
+    """
+    rows = ["| role | recognised column names |", "|---|---|"]
+    rows += [f"| {role} | {', '.join(names)} |" for role, names in ALIASES.items()]
+    rows.append("| x, group | only by an explicit mapping (--col x=<column>; Python: x='<column>') |")
+    return "\n".join(rows)
+
+
+def _map_hint(role: str) -> str:
+    return f"--col {role}=<column> (Python: {role}='<column>')"
+
+
+def _stacklevel() -> int:
+    """The stack level of the first caller outside jaxscale, so a warning points at the user's line."""
+    import sys
+
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+class CsvTable(NamedTuple):
+    """A CSV file as :func:`read_csv` reads it."""
+
+    frame: Any
+    """The rows as a pandas DataFrame, header names stripped."""
+    lines: np.ndarray | None
+    """The 1-based file line of each row (header = its own line), or None where it could not be told exactly."""
+    path: str
+    """The path as given."""
+    sep: str
+    """The separator used (given or sniffed)."""
+
+
+def _separator(sep) -> str | None:
+    if sep is None:
+        return None
+    if isinstance(sep, str) and sep.lower() in _SEP_NAMES:
+        return _SEP_NAMES[sep.lower()]
+    if not isinstance(sep, str) or len(sep) != 1 or sep in "\"\r\n":
+        raise ArgumentError(f"sep must be one character, e.g. ',' ';' or '\\t' (or 'tab'); got {sep!r}.")
+    return sep
+
+
+def _sniff(text: str) -> str:
+    """The separator among :data:`SEPARATORS` that splits the header into the most columns, the rows agreeing."""
+    sample = text[: 1 << 16]
+    if len(text) > len(sample):
+        sample = sample[: sample.rfind("\n") + 1] or sample
+    best, best_score = ",", None
+    for sep in SEPARATORS:
+        records = [r for r in csv.reader(io.StringIO(sample), delimiter=sep) if not _blank(r)][:50]
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        agree = sum(len(r) == width for r in records[1:]) / max(len(records) - 1, 1)
+        if agree < 0.5:
+            continue
+        score = (agree, width)
+        if best_score is None or score > best_score:
+            best, best_score = sep, score
+    return best
+
+
+def _blank(record: list[str]) -> bool:
+    # pandas skips empty and whitespace-only lines (skip_blank_lines=True)
+    return not record or (len(record) == 1 and not record[0].strip())
+
+
+def read_csv(path: str | os.PathLike, *, sep: str | None = None) -> CsvTable:
+    """Read a CSV file of runs, checking its header, and keep each row's file line.
+
+    Parameters
+    ----------
+    path
+        The file (UTF-8 text; a byte-order mark is allowed).
+    sep
+        The separator: one character (``'tab'`` and ``'\\t'`` mean a tab). ``None`` (default) sniffs it among
+        ``,``, ``;``, tab and ``|`` from the first 64 KB: the one that splits the header into the most columns
+        with the rows agreeing.
+
+    Returns
+    -------
+    CsvTable
+        ``frame`` (header names stripped of surrounding space), ``lines`` (the 1-based file line of each row:
+        the header is line 1 unless blank lines precede it; blank lines are skipped and counted), ``path``,
+        ``sep``.
+
+    Raises
+    ------
+    DataError
+        The file is missing, empty or not CSV; a header name repeats (pandas would silently rename the second
+        ``N`` to ``N.1``); or the file reads as one column whose name holds another separator (give ``sep``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from jaxscale.data import read_csv
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "runs.csv")
+    ...     with open(path, "w") as f:
+    ...         _ = f.write("N;D;loss\\n1e8;2e9;3.1\\n\\n1e9;2e10;2.6\\n")
+    ...     table = read_csv(path)
+    >>> table.sep, list(table.frame.columns), table.lines.tolist()
+    (';', ['N', 'D', 'loss'], [2, 4])
+    """
+    import pandas as pd
+
+    sep = _separator(sep)
+    shown = os.fspath(path)
+    if not os.path.exists(shown):
+        raise DataError(f"No such data file: {shown!r}.")
+    if os.path.isdir(shown):
+        raise DataError(f"Data file {shown!r} is a directory; give a CSV file.")
+    try:
+        with open(shown, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"Could not read {shown!r} as CSV: byte {e.start} is not UTF-8 text; save it as "
+                        f"UTF-8.") from None
+    except OSError as e:
+        raise DataError(f"Could not read {shown!r}: {e.strerror or e}.") from None
+    if sep is None:
+        sep = _sniff(text)
+    header, header_line, lines = None, 0, []
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    try:
+        while True:
+            start = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            if _blank(record):
+                continue
+            if header is None:
+                header, header_line = record, start
+            else:
+                lines.append(start)
+    except csv.Error as e:
+        if header is None:
+            raise DataError(f"Could not read {shown!r} as CSV: {e}.") from None
+        lines = None  # pandas may still read it; messages then give row indices
+    if header is None:
+        raise DataError(f"Data file {shown!r} is empty; expected a header line and one row per run.")
+    names = [h.strip() for h in header]
+    repeats = [n for i, n in enumerate(names) if n and n in names[:i]]
+    if repeats:
+        raise DataError(f"column names repeat in {shown}: {sorted(set(repeats), key=repeats.index)} (header, line "
+                        f"{header_line}); give each column a unique name.")
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep)
+    except Exception as e:  # pandas raises many types for a malformed file
+        raise DataError(f"Could not read {shown!r} as CSV: {e}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.shape[1] == 1:
+        # any punctuation a column name would not hold may be the separator (':' too, not only SEPARATORS)
+        other = [c for c in dict.fromkeys(frame.columns[0]) if c != sep and not (c.isalnum() or c in "_.-/()[]% '\"")]
+        if other:
+            raise DataError(f"{shown} reads as a single column {frame.columns[0]!r} with separator {sep!r}; its "
+                            f"header holds {other[0]!r}: give the separator with --sep {other[0]!r} "
+                            f"(Python: sep={other[0]!r}).")
+    rows = np.asarray(lines) if lines is not None and len(lines) == len(frame) else None
+    return CsvTable(frame, rows, shown, sep)
+
+
+class _Where:
+    """Where data rows came from, for messages: file lines (from a CSV) or row indices."""
+
+    def __init__(self, labels, lines=None):
+        self.labels = np.asarray(labels)
+        self.lines = lines
+        self.positional = bool(np.array_equal(self.labels, np.arange(self.labels.shape[0])))
+
+    def one(self, i: int) -> str:
+        if self.lines is not None:
+            return f"line {int(self.lines[i])}"
+        if self.positional:
+            return f"row {int(i)} (0-based row index)"
+        label = self.labels[i]
+        return f"row with index label {label.item() if isinstance(label, np.generic) else label!r}"
+
+    def many(self, idx, limit: int = 10) -> str:
+        idx = np.asarray(idx, dtype=int)
+        more = f" and {idx.size - limit} more" if idx.size > limit else ""
+        idx = idx[:limit]
+        if self.lines is not None:
+            return f"lines {np.asarray(self.lines)[idx].tolist()}{more}"
+        if self.positional:
+            return f"rows {idx.tolist()}{more} (0-based row indices)"
+        return f"rows with index labels {self.labels[idx].tolist()}{more}"
+
+
+def mixed_units(values) -> tuple[np.ndarray, float] | None:
+    """Whether a positive column looks like a mix of units, and which rows stand apart.
+
+    The rule: sort the distinct values on a log scale and find the widest gap between neighbours. The column
+    looks mixed when that gap exceeds :data:`MIXED_UNITS_DECADES` (a factor 1e4, with no value in between) *and*
+    is wider than the spread of the values on either side of it: two tight clusters far apart, as when some model
+    sizes are given in billions and the rest in parameters. At least three distinct values are needed. Real
+    scaling data spread over many decades fill them (an IsoFLOP grid from 1e7 to 1e11 parameters has no such gap),
+    so it does not fire there: no column of the published data sets shipped with the tests has a gap over 1e2.
+    :class:`ScalingData` applies it to the given (not derived) N, D, C and U (:data:`MIXED_UNITS_KEYS`) and warns
+    once per column, naming the flagged rows.
+
+    Returns
+    -------
+    tuple or None
+        ``(rows, factor)``: a boolean mask of the smaller cluster (by count; the lower one on a tie), and how many
+        times larger the other cluster's typical value is (a power of ten; below 1 when the flagged rows are the
+        larger ones). None when the column looks consistent.
+
+    Examples
+    --------
+    >>> rows, factor = mixed_units([1.3e8, 4e8, 1e9, 7.0, 13.0])
+    >>> rows.tolist(), factor
+    ([False, False, False, True, True], 100000000.0)
+    >>> mixed_units(np.logspace(7, 11, 20)) is None
+    True
+    """
+    logv = np.log10(np.asarray(values, dtype=np.float64))
+    u = np.unique(logv)
+    if u.size < 3:
+        return None
+    gaps = np.diff(u)
+    i = int(np.argmax(gaps))
+    if gaps[i] <= MIXED_UNITS_DECADES or gaps[i] <= max(u[i] - u[0], u[-1] - u[i + 1]):
+        return None
+    low = logv <= u[i]
+    flagged = low if low.sum() <= (~low).sum() else ~low
+    ratio = np.median(logv[~flagged]) - np.median(logv[flagged])
+    return flagged, float(10.0 ** np.round(ratio))
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +320,11 @@ class ScalingData:
     """Validated data for fitting a scaling law.
 
     Build it with :meth:`from_frame`, :meth:`from_csv` or :meth:`from_arrays`.
+    Construction checks, before any work: every target and covariate value is a
+    real, finite number > 0 (booleans and complex numbers are refused, in every
+    constructor alike); a derived D (or C) is finite and > 0 too; a covariate
+    that looks like mixed units (see :func:`mixed_units`) and duplicate rows
+    warn. Messages name the column and the file line (CSV) or row index.
 
     Attributes
     ----------
@@ -73,6 +357,7 @@ class ScalingData:
     source: str = "arrays"
     target_name: str = "loss"
     _index: np.ndarray = field(default=None, repr=False)
+    _columns: tuple | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -90,17 +375,56 @@ class ScalingData:
         flops_per_token: float = 6.0,
         target_name: str = "loss",
     ) -> ScalingData:
-        """Build from arrays (keyword arguments named after the covariates)."""
-        raw = {k: v for k, v in dict(N=N, D=D, C=C, U=U, x=x).items() if v is not None}
+        """Build from arrays (keyword arguments named after the covariates).
+
+        Parameters
+        ----------
+        loss
+            The target values (loss or score).
+        N, D, C, U, x
+            Covariates: any real numeric arrays (every NumPy int and float dtype, lists, numeric strings). A
+            missing D (or C) is derived from C = k N D.
+        group, run
+            Optional labels, one per row.
+        flops_per_token
+            k in C = k N D (6 by default); a Python or NumPy number > 0.
+        target_name
+            What the target is called in messages and tables.
+
+        Returns
+        -------
+        ScalingData
+            Messages about a row name its 0-based row index.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from jaxscale import ScalingData
+        >>> d = ScalingData.from_arrays(N=np.array([1e8, 1e9], np.float32), D=np.array([2e9, 2e10]),
+        ...                             loss=[3.0, 2.6], flops_per_token=np.float32(6.0))
+        >>> d.covariates["C"].dtype, d.covariates["C"].tolist()
+        (dtype('float64'), [1.2e+18, 1.2e+20])
+        >>> ScalingData.from_arrays(N=[1e8, True], D=[2e9, 2e10], loss=[3.0, 2.6])
+        Traceback (most recent call last):
+        ...
+        jaxscale.errors.DataError: N: row 1 (0-based row index) holds True, a boolean; expected numbers.
+        """
+        k = validate.positive(flops_per_token, "flops_per_token")
+        raw = {key: v for key, v in dict(N=N, D=D, C=C, U=U, x=x).items() if v is not None}
         if loss is None:
             raise DataError("from_arrays needs loss=... (the target values: loss or score).")
-        arrays = {k: _as_1d(v, k) for k, v in {**raw, "loss": loss}.items()}
-        labels = {k: np.asarray(v) for k, v in dict(group=group, run=run).items() if v is not None}
-        lengths = {k: len(v) for k, v in {**arrays, **labels}.items()}
+        given = {key: _asarray(v) for key, v in {**raw, "loss": loss}.items()}
+        for key, arr in given.items():
+            if arr.ndim != 1:
+                raise DataError(f"{key} must be one-dimensional; got shape {arr.shape}.")
+        labels = {key: np.asarray(v) for key, v in dict(group=group, run=run).items() if v is not None}
+        lengths = {key: len(v) for key, v in {**given, **labels}.items()}
         if len(set(lengths.values())) > 1:
             raise DataError(f"Mismatched lengths: {lengths}; every array must have the same length.")
-        rows = np.arange(len(arrays["loss"]))
-        return cls._build(arrays, labels, rows, flops_per_token, "arrays", target_name)
+        rows = np.arange(len(given["loss"]))
+        where = _Where(rows)
+        arrays = {key: _as_float(arr, key, where) for key, arr in given.items()}
+        return cls._build(arrays, labels, rows, where, k, "arrays", target_name, {}, None)
 
     @classmethod
     def from_frame(
@@ -109,6 +433,7 @@ class ScalingData:
         *,
         flops_per_token: float = 6.0,
         source: str = "DataFrame",
+        lines=None,
         **columns: str,
     ) -> ScalingData:
         """Build from a pandas DataFrame.
@@ -116,91 +441,135 @@ class ScalingData:
         Parameters
         ----------
         frame
-            The data, one row per training run (or checkpoint).
+            The data, one row per training run (or checkpoint). Column names
+            must not repeat (compared stripped of surrounding space).
         flops_per_token
-            k in C = k N D (6 by default).
+            k in C = k N D (6 by default); a Python or NumPy number > 0.
+        source
+            Where the frame came from, for provenance and messages.
+        lines
+            The file line of each row (:func:`read_csv` gives them): messages
+            then say "line 9" instead of a row index.
         **columns
             Mapping from canonical names (``N``, ``D``, ``C``, ``U``, ``x``,
-            ``loss``, ``group``, ``run``) to column names, e.g.
-            ``N="Model Size", C="Training FLOP"``. Unmapped canonical names are
-            looked up among the columns by their usual names (see ``ALIASES``).
+            ``loss`` or ``score``, ``group``, ``run``) to column names, e.g.
+            ``N="Model Size", C="Training FLOP"``; a name matches a column
+            whose stripped name equals it. Unmapped canonical names are looked
+            up among the columns by their usual names (:data:`ALIASES`; the
+            table is in :meth:`from_csv`); two columns matching one role is an
+            error.
+
+        Returns
+        -------
+        ScalingData
+            Messages about a row name its index label (its 0-based row index
+            for a default index) or, with ``lines``, its file line.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from jaxscale import ScalingData
+        >>> f = pd.DataFrame({"model_params": [1e8, 1e9], "train_tokens": [2e9, 2e10], "eval/loss": [3.1, 2.6]})
+        >>> sorted(ScalingData.from_frame(f).covariates)
+        ['C', 'D', 'N']
+        >>> ScalingData.from_frame(f.rename(columns={"eval/loss": "acc"}))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        jaxscale.errors.DataError: No target column in the DataFrame: its columns are ['model_params', ...'acc']; ...
         """
         import pandas as pd
 
+        k = validate.positive(flops_per_token, "flops_per_token")
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"from_frame needs a pandas DataFrame; got {type(frame).__name__}.")
-        allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | {"loss", "score", "y"}
-        unknown = sorted(set(columns) - allowed)
-        if unknown:
-            raise DataError(f"Unknown column role(s) {unknown}; expected some of {sorted(allowed)}.")
-        target_name = "loss"
-        for alias in ("score", "y"):
-            if alias in columns:
-                if "loss" in columns:
-                    raise DataError(f"Give the target once: both loss= and {alias}= were mapped.")
-                columns["loss"] = columns.pop(alias)
-                target_name = alias
-        dup = frame.columns[frame.columns.duplicated()].tolist()
-        mapping: dict[str, str] = {}
-        for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS):
-            if key in columns:
-                name = columns[key]
-                if name not in frame.columns:
-                    raise DataError(
-                        f"Column {name!r} (mapped to {key}) is not in the data; columns are {list(frame.columns)}."
-                    )
-                if name in dup:
-                    raise DataError(f"Column {name!r} (mapped to {key}) is ambiguous: it appears more than once.")
-                mapping[key] = name
-            elif key in ALIASES:
-                for alias in ALIASES[key]:
-                    hits = [c for c in frame.columns if str(c).strip().lower() == alias]
-                    if len(hits) > 1:
-                        raise DataError(
-                            f"Ambiguous column for {key}: {hits} all match; choose one with {key}=<column>."
-                        )
-                    if hits:
-                        mapping[key] = hits[0]
-                        break
-        if "loss" not in mapping:
-            raise DataError(
-                f"No target column: map one with loss=<column> (or score=...); columns are {list(frame.columns)}."
-            )
-        used = list(mapping.values())
-        if len(set(used)) < len(used):
-            raise DataError(f"One column is mapped to two roles: {mapping}.")
-        arrays = {k: _numeric_column(frame[c], c, k) for k, c in mapping.items() if k not in LABEL_KEYS}
-        labels = {k: frame[c].to_numpy() for k, c in mapping.items() if k in LABEL_KEYS}
-        for k, v in labels.items():
+        if lines is not None:
+            lines = np.asarray(lines)
+            if lines.shape != (len(frame),):
+                raise ArgumentError(f"lines must give one file line per row ({len(frame)}); got shape {lines.shape}.")
+        shown = "the DataFrame" if source == "DataFrame" else source
+        mapping, target_name = _resolve_columns(list(frame.columns), dict(columns), shown)
+        rows = np.asarray(frame.index)
+        where = _Where(rows, lines)
+        names = {key: key if str(c) == key else f"{key} (column {c!r})" for key, c in mapping.items()}
+        arrays = {key: _numeric_column(frame[c], f"column {c!r} ({key})", where)
+                  for key, c in mapping.items() if key not in LABEL_KEYS}
+        labels = {key: frame[c].to_numpy() for key, c in mapping.items() if key in LABEL_KEYS}
+        for key, v in labels.items():
             missing = np.flatnonzero(pd.isna(v))
             if missing.size:
-                raise DataError(f"Column {mapping[k]!r} ({k}) is missing a value in row {int(frame.index[missing[0]])}.")
-        rows = np.asarray(frame.index)
-        return cls._build(arrays, labels, rows, flops_per_token, source, target_name)
+                raise DataError(f"Column {mapping[key]!r} ({key}) is missing a value at {where.one(missing[0])} "
+                                f"({missing.size} row(s) missing); every row needs a label.")
+        return cls._build(arrays, labels, rows, where, k, source, target_name, names, tuple(frame.columns))
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike, *, flops_per_token: float = 6.0, **columns: str) -> ScalingData:
-        """Read a CSV file and build from it (see :meth:`from_frame`)."""
-        import pandas as pd
+    def from_csv(cls, path: str | os.PathLike, *, sep: str | None = None, flops_per_token: float = 6.0,
+                 **columns: str) -> ScalingData:
+        """Read a CSV file and build from it (see :meth:`from_frame` and :func:`read_csv`).
 
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise DataError(f"No such data file: {path!r}.")
-        try:
-            frame = pd.read_csv(path)
-        except Exception as e:  # pandas raises many types for a malformed file
-            raise DataError(f"Could not read {path!r} as CSV: {e}") from None
-        return cls.from_frame(frame, flops_per_token=flops_per_token, source=os.path.abspath(path), **columns)
+        Parameters
+        ----------
+        path
+            The CSV file, one row per run (or checkpoint), with a header line.
+        sep
+            The separator; ``None`` (default) sniffs ``,``, ``;``, tab or ``|``.
+        flops_per_token
+            k in C = k N D (6 by default).
+        **columns
+            Roles mapped to columns (``N="Model Size"``); the command line's
+            ``--col N="Model Size"``. Header names are stripped, so ``N="N"``
+            matches a header ``" N "``.
+
+        Returns
+        -------
+        ScalingData
+            Its messages about a row give the file line (the header is line 1).
+
+        Notes
+        -----
+        Columns recognised without a mapping (case-insensitive; surrounding
+        space stripped; ``/``, ``-``, ``.`` and spaces count as ``_``, so
+        ``eval/loss`` is ``eval_loss``), as :func:`alias_table` renders them:
+
+        | role | recognised column names |
+        |---|---|
+        | N | n, params, parameters, model_params, num_params, n_params, model_size, non_embedding_params |
+        | D | d, tokens, num_tokens, n_tokens, train_tokens, training_tokens, tokens_seen, dataset_size |
+        | C | c, flops, compute, train_flops, training_flop, training_flops, total_flops |
+        | U | u, unique_tokens |
+        | loss | loss, train_loss, eval_loss, val_loss, validation_loss, final_loss, score |
+        | run | run, run_id, name |
+        | x, group | only by an explicit mapping (--col x=<column>; Python: x='<column>') |
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from jaxscale import ScalingData
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = os.path.join(tmp, "runs.csv")
+        ...     with open(path, "w") as f:
+        ...         _ = f.write(" N ; tokens ;loss\\n1e8;2e9;3.1\\n1e9;2e10;-2.6\\n")
+        ...     ScalingData.from_csv(path, N="N")
+        Traceback (most recent call last):
+        ...
+        jaxscale.errors.DataError: loss must be > 0; line 3 has -2.6 (1 row(s) <= 0).
+        """
+        k = validate.positive(flops_per_token, "flops_per_token")
+        table = read_csv(path, sep=sep)
+        return cls.from_frame(table.frame, flops_per_token=k, source=os.path.abspath(table.path), lines=table.lines,
+                              **columns)
 
     @classmethod
     def coerce(cls, data, **columns) -> ScalingData:
-        """Accept a ScalingData, a DataFrame or a CSV path."""
+        """Accept a ScalingData, a DataFrame, a CSV path or a mapping of arrays."""
         if isinstance(data, ScalingData):
             if columns:
                 raise DataError("Column mappings apply only when building from a DataFrame or a CSV path.")
             return data
         if isinstance(data, (str, os.PathLike)):
             return cls.from_csv(data, **columns)
+        if columns.get("sep") is not None:
+            raise ArgumentError(f"sep applies only when reading a CSV path; got {type(data).__name__} data.")
+        columns.pop("sep", None)
         try:
             import pandas as pd
 
@@ -213,47 +582,58 @@ class ScalingData:
         raise DataError(f"Cannot make ScalingData from {type(data).__name__}; give a DataFrame, CSV path or ScalingData.")
 
     @classmethod
-    def _build(cls, arrays, labels, rows, k, source, target_name) -> ScalingData:
-        if not (isinstance(k, (int, float)) and np.isfinite(k) and k > 0):
-            raise DataError(f"flops_per_token must be a positive number; got {k!r}.")
+    def _build(cls, arrays, labels, rows, where, k, source, target_name, names, columns) -> ScalingData:
         for key, arr in arrays.items():
-            name = "loss" if key == "loss" else key
+            name = names.get(key, key)
             bad = np.flatnonzero(~np.isfinite(arr))
             if bad.size:
                 raise DataError(
-                    f"{name} has {bad.size} non-finite value(s) (NaN or inf), first at row {rows[bad[0]]} "
-                    f"({arr[bad[0]]}); expected finite numbers."
+                    f"{name} has {bad.size} non-finite value(s) (NaN or inf), first at {where.one(bad[0])}: "
+                    f"{arr[bad[0]]}; expected finite numbers."
                 )
             bad = np.flatnonzero(arr <= 0)
             if bad.size:
                 raise DataError(
-                    f"{name} must be > 0; row {rows[bad[0]]} has {arr[bad[0]]} ({bad.size} row(s) <= 0)."
+                    f"{name} must be > 0; {where.one(bad[0])} has {arr[bad[0]]} ({bad.size} row(s) <= 0)."
                 )
         if arrays["loss"].size == 0:
             raise DataError("The data has no rows.")
         cov = {key: arrays[key] for key in COVARIATE_KEYS if key in arrays}
-        if "D" not in cov and "C" in cov and "N" in cov:
-            cov["D"] = cov["C"] / (k * cov["N"])
-        elif "C" not in cov and "N" in cov and "D" in cov:
-            cov["C"] = k * cov["N"] * cov["D"]
+        given = list(cov)
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            if "D" not in cov and "C" in cov and "N" in cov:
+                cov["D"] = cov["C"] / (k * cov["N"])
+                _check_derived("D", f"C / ({k:g} N)", cov, ("C", "N"), where)
+            elif "C" not in cov and "N" in cov and "D" in cov:
+                cov["C"] = k * cov["N"] * cov["D"]
+                _check_derived("C", f"{k:g} N D", cov, ("N", "D"), where)
+        for key in (k for k in given if k in MIXED_UNITS_KEYS):
+            found = mixed_units(cov[key])
+            if found is not None:
+                flagged, factor = found
+                power = int(round(np.log10(factor)))
+                side = f"~1e{power}x smaller" if power >= 0 else f"~1e{-power}x larger"
+                warnings.warn(f"{names.get(key, key)} looks like mixed units: {where.many(np.flatnonzero(flagged))} "
+                              f"are {side} than the rest; give every value in the same unit.", UserWarning,
+                              stacklevel=_stacklevel())
         for a in cov.values():
             a.setflags(write=False)
         y = arrays["loss"]
         y.setflags(write=False)
-        data = cls(cov, y, labels.get("group"), labels.get("run"), float(k), source, target_name, np.asarray(rows))
-        data._warn_duplicates()
+        data = cls(cov, y, labels.get("group"), labels.get("run"), float(k), source, target_name, np.asarray(rows),
+                   columns)
+        data._warn_duplicates(where)
         return data
 
-    def _warn_duplicates(self) -> None:
+    def _warn_duplicates(self, where: _Where) -> None:
         table = np.column_stack([*(self.covariates[k] for k in sorted(self.covariates)), self.y])
         _, first, counts = np.unique(table, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):
-            rows = self._index[np.sort(first[counts > 1])].tolist()
             warnings.warn(
                 f"{int((counts[counts > 1] - 1).sum())} duplicate row(s) (same covariates and {self.target_name}), "
-                f"first copies at rows {rows[:5]}; keeping them all.",
+                f"first copies at {where.many(np.sort(first[counts > 1]), limit=5)}; keeping them all.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=_stacklevel(),
             )
 
     # ------------------------------------------------------------------ use
@@ -279,7 +659,7 @@ class ScalingData:
         y = self.y[index]
         y.setflags(write=False)
         return ScalingData(cov, y, take(self.group), take(self.run), self.flops_per_token, self.source,
-                           self.target_name, self._index[index])
+                           self.target_name, self._index[index], self._columns)
 
     def drop_top(self, n: int) -> ScalingData:
         """Drop the ``n`` points with the highest target value (Epoch drops 5).
@@ -315,20 +695,43 @@ class ScalingData:
                 mask &= col <= hi
         return self.subset(mask)
 
+    def require(self, covariates: Sequence[str], law_name: str = "this law") -> None:
+        """Raise a :class:`DataError` unless every one of ``covariates`` is present.
+
+        The message lists the covariates the data has and, for data read from
+        a DataFrame or a file, that source's columns, with the mapping to add.
+
+        >>> import pandas as pd
+        >>> from jaxscale import ScalingData
+        >>> d = ScalingData.from_frame(pd.DataFrame({"params": [1e8, 1e9], "toks": [2e9, 2e10], "loss": [3.1, 2.6]}))
+        >>> try:
+        ...     d.require(["N", "D"], "chinchilla")
+        ... except ValueError as e:
+        ...     print(str(e).replace("; ", ";\\n").replace(": map", ":\\nmap"))
+        Law 'chinchilla' needs covariate(s) ['N', 'D'];
+        the data lacks ['D'] (D can also be derived from C and N). It has covariates ['N'];
+        the columns of the DataFrame are ['params', 'toks', 'loss']:
+        map one with --col D=<column> (Python: D='<column>').
+        """
+        missing = [c for c in covariates if c not in self.covariates]
+        if not missing:
+            return
+        hint = ""
+        if "D" in missing and "C" not in self.covariates:
+            hint = " (D can also be derived from C and N)"
+        have = f"It has covariates {sorted(self.covariates)}"
+        if self._columns is not None:
+            shown = "the DataFrame" if self.source == "DataFrame" else self.source
+            have += f"; the columns of {shown} are {list(self._columns)}"
+        raise DataError(f"Law {law_name!r} needs covariate(s) {list(covariates)}; the data lacks {missing}{hint}. "
+                        f"{have}: map one with {_map_hint(missing[0])}.")
+
     def design(self, covariates: Sequence[str], law_name: str = "this law") -> tuple[np.ndarray, np.ndarray]:
         """Log covariates ``(n, K)`` in the given order and the log target ``(n,)``.
 
-        Raises a :class:`DataError` if a covariate is absent or constant.
+        Raises a :class:`DataError` if a covariate is absent (see :meth:`require`) or constant.
         """
-        missing = [c for c in covariates if c not in self.covariates]
-        if missing:
-            hint = ""
-            if "D" in missing and "C" not in self.covariates:
-                hint = " (D can also be derived from C and N: map C=<column>)"
-            raise DataError(
-                f"Law {law_name!r} needs covariate(s) {list(covariates)}; the data lacks {missing}{hint}. "
-                f"It has {sorted(self.covariates)}."
-            )
+        self.require(covariates, law_name)
         cols = []
         for c in covariates:
             v = self.covariates[c]
@@ -365,29 +768,111 @@ class ScalingData:
         return f"ScalingData(n={len(self)}, covariates={sorted(self.covariates)}, source={self.source!r})"
 
 
-def _as_1d(values, name: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise DataError(f"{name} must be one-dimensional; got shape {arr.shape}.")
-    if arr.dtype.kind not in "iuf":
-        return _numeric_values(arr, name, np.arange(arr.shape[0]))
-    return arr.astype(np.float64)
+def _resolve_columns(available: list, columns: dict, shown: str) -> tuple[dict, str]:
+    """``(role -> column, target name)``: explicit mappings (matched stripped), then :data:`ALIASES`."""
+    allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | set(TARGET_KEYS)
+    unknown = sorted(set(columns) - allowed)
+    if unknown:
+        raise DataError(f"Unknown column role(s) {unknown}; expected some of {sorted(allowed)}.")
+    target_name = "loss"
+    for alias in ("score", "y"):
+        if alias in columns:
+            if "loss" in columns:
+                raise DataError(f"Give the target once: both loss= and {alias}= were mapped.")
+            columns["loss"] = columns.pop(alias)
+            target_name = alias
+    stripped = [str(c).strip() for c in available]
+    repeats = [n for i, n in enumerate(stripped) if n in stripped[:i]]
+    if repeats:
+        raise DataError(f"column names repeat in {shown}: {sorted(set(repeats), key=repeats.index)}; give each "
+                        f"column a unique name.")
+    mapping: dict[str, Any] = {}
+    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS):
+        if key not in columns:
+            continue
+        name = columns[key]
+        hits = [c for c in available if c == name]
+        if not hits and isinstance(name, str):
+            hits = [c for c, s in zip(available, stripped) if s == name.strip()]
+        if not hits:
+            raise DataError(f"Column {name!r} (mapped to {key}) is not in the data; columns are {list(available)}.")
+        mapping[key] = hits[0]
+    used = list(mapping.values())
+    if len(set(map(str, used))) < len(used):
+        raise DataError(f"One column is mapped to two roles: {mapping}.")
+    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS):
+        if key in mapping or key not in ALIASES:
+            continue
+        hits = [c for c in matching_columns(available, key) if c not in used]
+        if len(hits) > 1:
+            raise DataError(f"Ambiguous column for {key}: {hits} all match; choose one with {_map_hint(key)}.")
+        if hits:
+            mapping[key] = hits[0]
+    if "loss" not in mapping:
+        raise DataError(f"No target column in {shown}: its columns are {list(available)}; none is a recognised "
+                        f"loss name ({', '.join(ALIASES['loss'])}): map one with {_map_hint('loss')}, or a score "
+                        f"with --col score=<column>.")
+    return mapping, target_name
 
 
-def _numeric_values(arr: np.ndarray, name: str, rows) -> np.ndarray:
+def _check_derived(key: str, formula: str, cov: Mapping[str, np.ndarray], inputs: tuple[str, str],
+                   where: _Where) -> None:
+    v = cov[key]
+    bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
+    if bad.size:
+        i = bad[0]
+        given = ", ".join(f"{c}={cov[c][i]:g}" for c in inputs)
+        raise DataError(f"{key} derived as {formula} is {v[i]:g} at {where.one(i)} ({given}; {bad.size} row(s) "
+                        f"affected); a derived {key} must be finite and > 0: check the units of "
+                        f"{' and '.join(inputs)}, or give {key} itself.")
+
+
+def _asarray(values) -> np.ndarray:
+    # a list goes element by element: np.asarray([1e8, True]) would silently make the True a 1.0
+    if not isinstance(values, (list, tuple)):
+        try:
+            return np.asarray(values)
+        except ValueError:  # ragged input: each element is checked (and refused) below
+            pass
+    return np.asarray(values, dtype=object)
+
+
+def _as_float(arr: np.ndarray, name: str, where: _Where) -> np.ndarray:
+    if arr.dtype.kind == "b":
+        raise DataError(f"{name} holds booleans; expected numbers.")
+    if arr.dtype.kind == "c":
+        raise DataError(f"{name} holds complex numbers; expected real numbers.")
+    if arr.dtype.kind in "iuf":
+        return arr.astype(np.float64)
+    return _numeric_values(arr, name, where)
+
+
+def _numeric_values(arr: np.ndarray, name: str, where: _Where) -> np.ndarray:
     out = np.empty(arr.shape[0], dtype=np.float64)
     for i, v in enumerate(arr):
+        if isinstance(v, (bool, np.bool_)):
+            raise DataError(f"{name}: {where.one(i)} holds {v!r}, a boolean; expected numbers.")
+        if isinstance(v, (complex, np.complexfloating)):
+            raise DataError(f"{name}: {where.one(i)} holds {v!r}, a complex number; expected real numbers.")
+        if v is None or type(v).__name__ == "NAType":
+            out[i] = np.nan  # reported as missing (non-finite) with the other checks
+            continue
         try:
             out[i] = float(v)
         except (TypeError, ValueError):
-            raise DataError(f"{name}: row {rows[i]} holds {v!r}, which is not a number.") from None
+            hint = ""
+            if isinstance(v, str) and re.fullmatch(r"[+-]?\d*,\d+([eE][+-]?\d+)?", v.strip()):
+                hint = f" (a decimal comma? write {v.strip().replace(',', '.')})"
+            raise DataError(f"{name}: {where.one(i)} holds {v!r}, which is not a number{hint}.") from None
     return out
 
 
-def _numeric_column(series, column: str, key: str) -> np.ndarray:
-    label = f"column {column!r} ({key})"
-    if series.dtype.kind in "iuf":
-        return series.to_numpy(dtype=np.float64).copy()
-    if series.dtype.kind == "b":
+def _numeric_column(series, label: str, where: _Where) -> np.ndarray:
+    kind = series.dtype.kind
+    if kind == "b":
         raise DataError(f"{label} holds booleans; expected numbers.")
-    return _numeric_values(series.to_numpy(dtype=object), label, np.asarray(series.index))
+    if kind == "c":
+        raise DataError(f"{label} holds complex numbers; expected real numbers.")
+    if kind in "iuf":
+        return np.array(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    return _numeric_values(series.to_numpy(dtype=object), label, where)

@@ -23,11 +23,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxscale.errors import LawError
+from jaxscale import validate
+from jaxscale.errors import ArgumentError, LawError
 
 _CHINCHILLA = ("E", "A", "B", "alpha", "beta")
+
+
+def _positive_array(values, name: str, *, budget: bool = False) -> np.ndarray:
+    """``values`` (a number or an array of any shape) as float64, each finite and > 0, shape kept.
+
+    ``budget=True`` words the errors as FLOPs (:func:`jaxscale.validate.budgets`).
+    """
+    try:
+        arr = np.asarray(values)
+        # tolist() turns 0-d and NumPy/JAX scalars into Python numbers, which the validators accept.
+        items = arr.tolist()
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be a number or an array of numbers; got {values!r}.") from None
+    if budget:
+        return validate.budgets(items, name).reshape(arr.shape)
+    if arr.ndim == 0:
+        return np.asarray(validate.positive(items, name), dtype=np.float64)
+    flat = arr.ravel().tolist()
+    if not flat:
+        raise ArgumentError(f"{name} must hold at least one value.")
+    return np.asarray([validate.positive(v, f"{name}[{i}]") for i, v in enumerate(flat)],
+                      dtype=np.float64).reshape(arr.shape)
 
 
 def _need(p: Mapping, names=_CHINCHILLA, what: str = "this quantity"):
@@ -59,9 +84,42 @@ def G(p: Mapping) -> jnp.ndarray:
     return jnp.exp((jnp.log(al) + jnp.log(p["A"]) - jnp.log(be) - jnp.log(p["B"])) / (al + be))
 
 
+def _budget_args(C, flops_per_token):
+    return (jnp.asarray(_positive_array(C, "C", budget=True), dtype=float),
+            validate.positive(flops_per_token, "flops_per_token"))
+
+
 def n_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
-    """``N_opt(C) = G (C/k)^a``: a function of the parameters, for budget(s) ``C``."""
-    C = jnp.asarray(C, dtype=float)
+    """``N_opt(C) = G (C/k)^a``: a function of the parameters, for budget(s) ``C``.
+
+    Parameters
+    ----------
+    C
+        Training budget(s) in FLOPs: a number or an array, each finite and > 0.
+    flops_per_token
+        ``k`` in ``C = k N D`` (6 by default), finite and > 0.
+
+    Returns
+    -------
+    callable
+        ``fn(params) -> array`` of the shape of ``C``, named ``"N_opt"``.
+
+    Raises
+    ------
+    ArgumentError
+        When ``C`` or ``flops_per_token`` is not a finite positive number, at construction.
+
+    Examples
+    --------
+    >>> p = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+    >>> round(float(n_opt(5.88e23)(p)) / 1e10, 2)
+    7.31
+    >>> n_opt(-1.0)
+    Traceback (most recent call last):
+    ...
+    jaxscale.errors.ArgumentError: C must be > 0 (a budget in FLOPs); got -1.0.
+    """
+    C, flops_per_token = _budget_args(C, flops_per_token)
 
     def fn(p):
         return G(p) * (C / flops_per_token) ** exponent_a(p)
@@ -71,8 +129,8 @@ def n_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
 
 
 def d_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
-    """``D_opt(C) = (C/k)^b / G``."""
-    C = jnp.asarray(C, dtype=float)
+    """``D_opt(C) = (C/k)^b / G``; arguments and errors as :func:`n_opt`."""
+    C, flops_per_token = _budget_args(C, flops_per_token)
 
     def fn(p):
         return (C / flops_per_token) ** exponent_b(p) / G(p)
@@ -82,7 +140,7 @@ def d_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
 
 
 def tokens_per_param(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
-    """``D_opt(C) / N_opt(C)`` at budget(s) ``C``."""
+    """``D_opt(C) / N_opt(C)`` at budget(s) ``C``; arguments and errors as :func:`n_opt`."""
     n, d = n_opt(C, flops_per_token), d_opt(C, flops_per_token)
 
     def fn(p):
@@ -99,27 +157,21 @@ def loss_at(law, **covariates) -> Callable[[Mapping], jnp.ndarray]:
     >>> f = loss_at(jaxscale.laws.get("chinchilla"), N=7e10, D=1.4e12)
     >>> round(float(f(dict(E=1.6934, A=406.4, B=410.7, alpha=0.3392, beta=0.2849))), 3)
     1.921
+
+    Each covariate the law uses must be finite and > 0: otherwise an :class:`~jaxscale.errors.ArgumentError`
+    naming it, at construction.
     """
-    from jaxscale.laws import get
-    from jaxscale.laws._registry import log_covariates
+    from jaxscale.laws import get, log_covariates
 
     law = get(law)
-    import numpy as np
-
+    covariates = {c: (_positive_array(v, c) if c in law.covariates else v) for c, v in covariates.items()}
     logx = jnp.asarray(log_covariates(law, covariates))
     shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in law.covariates))
     logx = logx.reshape(-1, len(law.covariates))
 
     def fn(p):
         _need(p, law.param_names, f"loss_at for law {law.name!r}")
-        cols = []
-        for q in law.params:
-            v = jnp.asarray(p[q.name])
-            cols.append(jnp.log(v) if q.transform == "log" else (jnp.log(v) - jnp.log1p(-v) if q.transform == "logit"
-                                                                  else v))
-        theta = jnp.stack(cols)
-        import jax
-
+        theta = jnp.stack([q.transform_fn.to_fit(jnp.asarray(p[q.name])) for q in law.params])
         return jnp.exp(jax.vmap(law.log_predict, in_axes=(None, 0))(theta, logx)).reshape(shape)
 
     fn.__name__ = "loss"

@@ -64,13 +64,14 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from jaxscale import validate
 from jaxscale._draws import ParamSource, param_source
 from jaxscale.data import ScalingData
-from jaxscale.errors import DataError, FitError, LawError
+from jaxscale.errors import ArgumentError, DataError, FitError, LawError
 from jaxscale.fit import FitResult, fit, numpy_rng
 from jaxscale.laws import Law, get
 from jaxscale.laws._registry import COVARIATES
-from jaxscale.uncertainty import BootstrapResult, _check_level, bootstrap
+from jaxscale.uncertainty import METHODS as BOOTSTRAP_METHODS, BootstrapResult, bootstrap
 
 #: Chance accuracy of benchmarks in the observational tables whose chance level is well defined
 #: (answer options per question). TruthfulQA (MC2 scores a probability mass), GSM8K and HumanEval
@@ -252,7 +253,7 @@ def fit_accuracy(
     floor: float | None = None,
     ceiling: float | None = None,
     n_resamples: int | None = None,
-    key=None,
+    key=validate.DEFAULT_KEY,
     starts="grid",
     method: str = "pairs",
     objective: str = "huber",
@@ -276,10 +277,12 @@ def fit_accuracy(
         :data:`CHANCE`) or the ceiling at a value in (0, 1); fitted when None.
         A floor must lie below the highest observed accuracy, a ceiling above
         the lowest.
-    n_resamples, key, method, starts
+    n_resamples, method, starts
         Without ``n_resamples`` a point fit (:func:`jaxscale.fit`); with it a
-        bootstrap (:func:`jaxscale.bootstrap`, ``key`` required). ``starts``
-        as there (``"warm"`` for a bootstrap from the point fit).
+        bootstrap (:func:`jaxscale.bootstrap`). ``starts`` as there
+        (``"warm"`` for a bootstrap from the point fit).
+    key
+        Int seed or ``jax.random.key``; default 0; same key, same result.
     objective
         As for :func:`jaxscale.fit` (the residuals are those of log accuracy).
 
@@ -294,27 +297,31 @@ def fit_accuracy(
     (2.7, 8.0)
     """
     law = sigmoid_law(against)
+    if n_resamples is not None:
+        n_resamples = validate.n_starts(n_resamples, law.n_params, "n_resamples")
+        validate.choice(method, "method", BOOTSTRAP_METHODS)
+    validate.key_words(key)
+    floor = None if floor is None else _unit_interval(floor, "floor")
+    ceiling = None if ceiling is None else _unit_interval(ceiling, "ceiling")
+    if floor is not None and ceiling is not None and ceiling <= floor:
+        raise ArgumentError(f"ceiling={ceiling:g} must be above floor={floor:g}.")
+    warm = isinstance(starts, str) and starts == "warm"
+    if n_resamples is None and warm:
+        raise ArgumentError("starts='warm' applies to a bootstrap; pass n_resamples= or use starts='grid'.")
     data = ScalingData.coerce(data.data if isinstance(data, Benchmark) else data, **columns)
     _check_accuracy(np.asarray(data.y), data.rows, f"data target ({data.target_name})")
     y = np.asarray(data.y)
     fixed = {}
     if floor is not None:
-        floor = _unit_interval(floor, "floor")
         if floor >= y.max():
             raise FitError(f"floor={floor:g} is at or above the highest observed accuracy {y.max():.4g} "
                            f"(row {data.rows[int(np.argmax(y))]}); the floor (chance level) must lie below the data.")
         fixed["floor"] = floor
     if ceiling is not None:
-        ceiling = _unit_interval(ceiling, "ceiling")
         if ceiling <= y.min():
             raise FitError(f"ceiling={ceiling:g} is at or below the lowest observed accuracy {y.min():.4g} "
                            f"(row {data.rows[int(np.argmin(y))]}); the ceiling must lie above the data.")
-        if floor is not None and ceiling <= floor:
-            raise FitError(f"ceiling={ceiling:g} must be above floor={floor:g}.")
         fixed["ceiling"] = ceiling
-    warm = isinstance(starts, str) and starts == "warm"
-    if n_resamples is None and warm:
-        raise FitError("starts='warm' applies to a bootstrap; pass n_resamples= or use starts='grid'.")
     point = fit(law, data, starts="grid" if warm else starts, objective=objective, key=key, fixed=fixed)
     _check_saturation(point, data)
     if n_resamples is None:
@@ -337,13 +344,13 @@ def _check_saturation(res: FitResult, data: ScalingData) -> None:
 
 
 def _unit_interval(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not 0 < float(value) < 1:
-        raise FitError(f"{name} must be a number in (0, 1) (an accuracy); got {value!r}.")
-    return float(value)
+    v = validate.number(value, name)
+    if not 0 < v < 1:
+        raise ArgumentError(f"{name} must be a number in (0, 1) (an accuracy); got {value!r}.")
+    return v
 
 
-def predict_interval(fit, *, level: float = 0.9, data: ScalingData | None = None, key=None,
+def predict_interval(fit, *, level: float = 0.9, data: ScalingData | None = None, key=validate.DEFAULT_KEY,
                      **covariates) -> pd.DataFrame:
     """Prediction of any fitted law with an interval over its draws: one row per point.
 
@@ -353,13 +360,14 @@ def predict_interval(fit, *, level: float = 0.9, data: ScalingData | None = None
 
     Without ``data`` the interval is for the law's curve (the expected score
     of a model at those covariates). With ``data`` (the data the fit used,
-    checked by fingerprint where the fit records one) and ``key``, it is for
+    checked by fingerprint where the fit records one), it is for
     one new model's score: each draw's log prediction gets
     a log residual of the point fit on ``data`` drawn at random, adding the
     scatter of models about the curve (a bootstrap prediction interval,
     Davison & Hinkley 1997, Sec. 6.3.3). The residuals are scaled by
     ``sqrt(n / (n - p))`` (``p`` free parameters): in-sample residuals are
-    smaller than the errors of a new point.
+    smaller than the errors of a new point. ``key`` (int seed or
+    ``jax.random.key``; default 0; same key, same result) draws them.
 
     >>> from jaxscale import downstream
     >>> p = dict(floor=0.25, ceiling=0.8, k=1.0, x0=1e22)
@@ -367,7 +375,8 @@ def predict_interval(fit, *, level: float = 0.9, data: ScalingData | None = None
     >>> t[["estimate", "lo", "hi"]].round(3).values.tolist()
     [[0.525, 0.525, 0.525]]
     """
-    level = _check_level(level)
+    level = validate.level(level)
+    validate.key_words(key)
     src = fit if isinstance(fit, ParamSource) else param_source(fit)
     law = src.law
     unknown = sorted(set(covariates) - set(law.covariates))
@@ -414,8 +423,6 @@ def _scatter_residuals(fit, src: ParamSource, data, key, where: str, what: str) 
     data = data.data if isinstance(data, Benchmark) else data
     if not isinstance(data, ScalingData):
         raise DataError(f"{where}: {what} must be the ScalingData the fit used; got {type(data).__name__}.")
-    if key is None:
-        raise FitError(f"{where}: {what} draws residuals at random and needs key= (an int seed or a key).")
     if src.fingerprint is not None and data.fingerprint() != src.fingerprint:
         raise DataError(f"{where}: {what} is not the data the fit used (its fingerprint differs); pass the "
                         f"ScalingData the fit was made on ({len(data)} rows given).")
@@ -543,13 +550,12 @@ def _to_fit(law: Law, nat: np.ndarray) -> np.ndarray:
     tiny, eps = np.finfo(np.float64).tiny, np.finfo(np.float64).epsneg
     cols = []
     for i, p in enumerate(law.params):
-        v = nat[..., i]
+        v = np.asarray(nat[..., i], np.float64)
         if p.transform == "logit":
             v = np.clip(v, tiny, 1.0 - eps)
-            v = np.log(v) - np.log1p(-v)
         elif p.transform == "log":
-            v = np.log(np.maximum(v, tiny))
-        cols.append(v)
+            v = np.maximum(v, tiny)
+        cols.append(p.transform_fn.to_fit(v))
     return np.stack(cols, -1)
 
 
@@ -574,10 +580,7 @@ def _covariate_arrays(values: Mapping[str, Any], where: str) -> dict[str, np.nda
 
 
 def _check_flops_per_token(flops_per_token) -> float:
-    if isinstance(flops_per_token, bool) or not isinstance(flops_per_token, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(flops_per_token) or flops_per_token <= 0:
-        raise DataError(f"flops_per_token must be a positive number; got {flops_per_token!r}.")
-    return float(flops_per_token)
+    return validate.positive(flops_per_token, "flops_per_token")
 
 
 def _stage1(loss_fit, flops_per_token: float) -> ParamSource:
@@ -636,7 +639,8 @@ def predicted_loss_data(loss_fit, benchmark: Benchmark, *, flops_per_token: floa
 
 
 def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 500,
-              flops_per_token: float = 6.0, new_model: bool = False, data=None, key=None) -> TwoStage:
+              flops_per_token: float = 6.0, new_model: bool = False, data=None,
+              key=validate.DEFAULT_KEY) -> TwoStage:
     """Accuracy at new (N, D) through the loss, with the uncertainty of both stages propagated.
 
     Parameters
@@ -664,8 +668,8 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
         (the ScalingData stage 2 was fitted on; checked by fingerprint where
         the fit records one), drawn with replacement using ``key`` and scaled
         by ``sqrt(n / (n - p))`` (``p`` free parameters), exactly as
-        :func:`predict_interval` with ``data=`` and ``key=``. Same key, same
-        result.
+        :func:`predict_interval` with ``data=`` and ``key=``. ``key``: int
+        seed or ``jax.random.key``; default 0; same key, same result.
 
     What the interval is. Without ``new_model``: the uncertainty of the
     *curve*, the expected accuracy at (N, D), from both stages' parameter
@@ -716,17 +720,17 @@ def two_stage(loss_fit, acc_fit, *, N, D, level: float = 0.9, max_draws: int = 5
     >>> bool((new.table["width"] > res.table["width"]).all()), bool((new.table["width_scatter"] > 0).all())
     (True, True)
     """
-    level = _check_level(level)
-    if isinstance(max_draws, bool) or not isinstance(max_draws, (int, np.integer)) or max_draws < 1:
-        raise FitError(f"max_draws must be an integer >= 1; got {max_draws!r}.")
+    level = validate.level(level)
+    max_draws = validate.integer(max_draws, "max_draws")
     flops_per_token = _check_flops_per_token(flops_per_token)
+    validate.key_words(key)
     if not isinstance(new_model, (bool, np.bool_)):
-        raise FitError(f"new_model must be True or False; got {new_model!r}.")
-    if not new_model and (data is not None or key is not None):
-        raise FitError("two_stage: data= and key= draw a new model's scatter and apply only with new_model=True.")
+        raise ArgumentError(f"new_model must be True or False; got {new_model!r}.")
+    if not new_model and data is not None:
+        raise ArgumentError("two_stage: data= draws a new model's scatter and applies only with new_model=True.")
     if new_model and data is None:
-        raise FitError("two_stage: new_model=True needs data= (the ScalingData stage 2 was fitted on: its residuals "
-                       "are the scatter of a new model's score about the curve) and key=.")
+        raise ArgumentError("two_stage: new_model=True needs data= (the ScalingData stage 2 was fitted on: its "
+                            "residuals are the scatter of a new model's score about the curve).")
     src1 = _stage1(loss_fit, flops_per_token)
     src2 = _stage(acc_fit, "acc_fit", "stage 2, loss -> accuracy")
     law1, law2 = src1.law, src2.law

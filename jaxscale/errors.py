@@ -26,3 +26,8 @@ class FitError(JaxscaleError):
 
 class DerivedError(JaxscaleError):
     """A derived-quantity function that cannot be evaluated over the draws."""
+
+
+class ArgumentError(JaxscaleError):
+    """An argument is out of range or of the wrong kind (a level, budget, key, dtype, path): checked before work."""
+

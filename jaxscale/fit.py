@@ -1,26 +1,30 @@
-"""Multi-start robust fitting: :func:`fit` and :class:`FitResult`."""
+"""Multi-start robust fitting: :func:`fit`, the set-up it shares with the bootstrap (:func:`make_problem`), and
+:class:`FitResult`."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxscale import __version__
+from jaxscale import validate
+from jaxscale._io import json_safe, write_atomic
+from jaxscale._version import __version__
 from jaxscale.data import ScalingData
-from jaxscale.errors import FitError, LawError
+from jaxscale.errors import ArgumentError, FitError
 from jaxscale.laws import Law, check_theta, get
-from jaxscale.objectives import huber_log_normalizer, make_objective, value_and_weights
-from jaxscale.solver import STATUS_NAMES, SolverConfig, chunk_for_memory, solve
+from jaxscale.objectives import Objective, huber_log_normalizer, make_objective, value_and_weights
+from jaxscale.solver import MESSAGES, OK_STATUSES, STATUS_NAMES, SolverConfig, Status, chunk_for_memory, solve
 
 #: Relative tolerance for counting a start as having reached the best objective.
 AT_BEST_RTOL = 1e-6
@@ -46,8 +50,9 @@ class FitResult:
         Starts whose objective is within a relative ``1e-6`` of the best.
     starts
         Per-start table (pandas DataFrame): initial and final fitting
-        coordinates, objective, status (``converged``/``max_iter``/``diverged``)
-        and iterations.
+        coordinates, objective, status (``converged``, ``max_iter``;
+        ``diverged``, ``nonfinite``: excluded from the best fit; see
+        :class:`jaxscale.solver.Status`) and iterations.
     settings
         Everything needed to rerun the fit.
     fingerprint
@@ -55,6 +60,8 @@ class FitResult:
     nuisance
         Extra fitted quantities: ``sigma`` (the Huber scale) for the likelihood
         objective.
+    status
+        Status of the best start: ``converged`` or ``max_iter``.
     """
 
     law: Law
@@ -69,6 +76,7 @@ class FitResult:
     fingerprint: str
     nuisance: dict[str, float] = field(default_factory=dict)
     seconds: float = float("nan")
+    status: str = Status.CONVERGED.label
 
     @property
     def n_converged(self) -> int:
@@ -76,7 +84,18 @@ class FitResult:
 
     @property
     def n_diverged(self) -> int:
-        return int((self.starts["status"] == "diverged").sum())
+        """Starts whose objective is not finite (excluded from the best fit)."""
+        return int((self.starts["status"] == Status.DIVERGED.label).sum())
+
+    @property
+    def n_nonfinite(self) -> int:
+        """Starts whose parameters ran off to non-finite values, e.g. ``A = exp(5e3)`` (excluded from the best fit)."""
+        return int((self.starts["status"] == Status.NONFINITE.label).sum())
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        """Starts per status, e.g. ``{"converged": 250, "max_iter": 6}``."""
+        return {k: int(v) for k, v in self.starts["status"].value_counts().sort_index().items()}
 
     @property
     def log_likelihood(self) -> float | None:
@@ -96,30 +115,44 @@ class FitResult:
         return self.law.predict(self.params, **covariates)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no per-start table)."""
+        """JSON-ready summary (no per-start table): plain numbers, ``None`` where a value is not finite.
+
+        ``status`` is the best start's, ``status_counts`` counts every start's (see
+        :class:`jaxscale.solver.Status`).
+        """
         out = {
             "law": self.law.name,
             "params": {k: float(v) for k, v in self.params.items()},
             "objective": float(self.objective),
+            "status": self.status,
             "n_points": self.n_points,
             "n_starts": self.n_starts,
             "n_at_best": self.n_at_best,
             "n_converged": self.n_converged,
             "n_diverged": self.n_diverged,
+            "n_nonfinite": self.n_nonfinite,
+            "status_counts": self.status_counts,
             "settings": self.settings,
             "data_fingerprint": self.fingerprint,
             "seconds": self.seconds,
         }
         if self.nuisance:
             out["nuisance"] = {k: float(v) for k, v in self.nuisance.items()}
-        return out
+        return json_safe(out)
 
     def to_json(self, path: str | None = None, **kwargs) -> str:
-        """Serialise :meth:`to_dict`; write it to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=2, **kwargs)
+        """Serialise :meth:`to_dict` (strict JSON: no NaN or Infinity); write it atomically to ``path`` if given.
+
+        >>> import json, jaxscale
+        >>> res = jaxscale.fit("chinchilla", jaxscale.demo_data(), starts=16, key=0)
+        >>> json.loads(res.to_json())["status"]
+        'converged'
+        """
         if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
+            path = validate.output_path(path, "path")
+        text = json.dumps(self.to_dict(), **{"indent": 2, **kwargs, "allow_nan": False})
+        if path is not None:
+            write_atomic(path, text + "\n")
         return text
 
     def table(self) -> str:
@@ -132,7 +165,8 @@ class FitResult:
             lines.append(f"  {name:<{width}}  {value:.6g}  (nuisance)")
         lines.append(
             f"objective {self.objective:.10g} ({self.settings['objective']}) on {self.n_points} points; "
-            f"{self.n_at_best}/{self.n_starts} starts at best, {self.n_diverged} diverged; {self.seconds:.2f} s"
+            f"{self.n_at_best}/{self.n_starts} starts at best, {self.n_diverged} diverged, {self.n_nonfinite} "
+            f"nonfinite; {self.seconds:.2f} s"
         )
         return "\n".join(lines)
 
@@ -142,17 +176,14 @@ class FitResult:
 
 
 def key_data(key) -> np.ndarray:
-    """The ``uint32`` words of a JAX key (or int seed), on the host.
+    """The ``uint32`` words of a key or int seed, on the host (:func:`jaxscale.validate.key_words`).
 
-    An int seed gives ``key_data(jax.random.key(seed))`` without compiling
-    JAX's seeding kernel.
+    An int seed gives ``key_data(jax.random.key(seed))`` without compiling JAX's seeding kernel.
+
+    >>> key_data(7).tolist()
+    [0, 7]
     """
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= int(key) < 2**64:
-        return np.array([int(key) >> 32, int(key) & 0xFFFFFFFF], dtype=np.uint32)
-    k = jax.random.key(int(key)) if isinstance(key, (int, np.integer)) else key
-    if jax.dtypes.issubdtype(getattr(k, "dtype", None), jax.dtypes.prng_key):
-        k = jax.random.key_data(k)
-    return np.asarray(k, dtype=np.uint32).ravel()
+    return validate.key_words(key)
 
 
 def numpy_rng(key) -> np.random.Generator:
@@ -160,36 +191,164 @@ def numpy_rng(key) -> np.random.Generator:
 
     Small host-side draws (start points, noise) this way skip compiling JAX's
     threefry kernels, ~0.4 s in a fresh process.
+
+    >>> bool(numpy_rng(3).uniform() == numpy_rng(3).uniform())
+    True
     """
-    return np.random.default_rng(key_data(key).tolist())
+    return np.random.default_rng(validate.key_words(key).tolist())
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, (numbers.Integral, np.bool_))
 
 
 def make_starts(law: Law, starts, key, logx, logy) -> tuple[np.ndarray, str]:
+    """Start points ``(n_starts, P)`` in fitting coordinates and their label (``"grid"``, ``"random(n)"``, ``"user"``).
+
+    ``starts`` is ``"grid"`` (the law's default grid), an int (that many uniform random starts over the grid's box
+    widened by 25% each side, drawn from ``key``) or an array of starts.
+
+    >>> import jaxscale
+    >>> law = jaxscale.laws.get("chinchilla")
+    >>> theta, label = make_starts(law, 8, 0, *jaxscale.demo_data().design(law.covariates))
+    >>> theta.shape, label
+    ((8, 5), 'random(8)')
+    """
     if isinstance(starts, str):
         if starts != "grid":
-            raise FitError(f"starts must be 'grid', a number of random starts or an array; got {starts!r}.")
+            raise ArgumentError(f"starts must be 'grid', a number of random starts or an array; got {starts!r}.")
         return law.default_starts(logx, logy), "grid"
-    if isinstance(starts, (int, np.integer)) and not isinstance(starts, bool):
-        if starts < 1:
-            raise FitError(f"starts must be >= 1; got {starts}.")
-        if key is None:
-            raise FitError("Random starts need a PRNG key: pass key=jax.random.key(0) (or an int seed).")
+    if _is_count(starts):
+        n = validate.n_starts(starts, law.n_params)
         grid = law.default_starts(logx, logy)
         lo, hi = grid.min(0), grid.max(0)
         span = np.maximum(hi - lo, 1.0)
-        u = numpy_rng(key).uniform(size=(int(starts), law.n_params))
-        return lo - 0.25 * span + 1.5 * span * u, f"random({int(starts)})"
+        u = numpy_rng(key).uniform(size=(n, law.n_params))
+        return lo - 0.25 * span + 1.5 * span * u, f"random({n})"
     return check_theta(law, starts, "starts"), "user"
 
 
-def _free_mask(law: Law, fixed: Mapping[str, float] | None) -> tuple[np.ndarray, dict[str, float], np.ndarray]:
-    fixed = dict(fixed or {})
-    unknown = sorted(set(fixed) - set(law.param_names))
-    if unknown:
-        raise LawError(f"fixed names unknown parameter(s) {unknown}; law {law.name!r} has {list(law.param_names)}.")
-    free = np.array([p.name not in fixed for p in law.params], dtype=np.float64)
-    values = np.array([law.to_fit(p.name, fixed[p.name]) if p.name in fixed else np.nan for p in law.params])
-    return free, {k: float(v) for k, v in fixed.items()}, values
+class FitProblem(NamedTuple):
+    """Everything a fit (or a bootstrap, or a batch of refits) is set up with, checked: see :func:`make_problem`.
+
+    ``logx`` ``(n, K)`` and ``logy`` ``(n,)`` are the design (log covariates in the law's order, log target);
+    ``theta0`` ``(S, P)`` the starts in fitting coordinates with fixed parameters already set; ``starts`` their
+    label; ``free`` ``(P,)`` 1.0 for a free parameter and 0.0 for a fixed one; ``fixed`` the fixed parameters'
+    natural values and ``fixed_theta`` ``(P,)`` their fitting coordinates (NaN where free); ``key`` the key as
+    given (recorded in settings); ``n_free`` the parameters fitted (with ``sigma`` for the likelihood).
+    """
+
+    law: Law
+    data: ScalingData
+    logx: np.ndarray
+    logy: np.ndarray
+    theta0: np.ndarray
+    starts: str
+    free: np.ndarray
+    fixed: dict[str, float]
+    fixed_theta: np.ndarray
+    objective: Objective
+    dtype: Any
+    key: Any
+    n_free: int
+    max_iter: int = 400
+    ftol: float = 1e-10
+    xtol: float = 1e-7
+    chunk_size: int = 65536
+    memory_limit: int | None = None
+    mixed_precision: bool | None = None
+
+    def config(self, n_solves: int) -> SolverConfig:
+        """The solver's settings for ``n_solves`` start-solves (which decides mixed precision, see :func:`fit`)."""
+        return SolverConfig(objective=self.objective, max_iter=self.max_iter, ftol=self.ftol, xtol=self.xtol,
+                            approach_dtype=approach_dtype(self.law, self.dtype, self.mixed_precision, n_solves))
+
+    def chunk(self, cfg: SolverConfig, starts_per_replicate: int = 0) -> int:
+        """Starts per compiled call: ``chunk_size``, lowered to fit ``memory_limit`` when one is given."""
+        if self.memory_limit is None:
+            return self.chunk_size
+        return min(self.chunk_size, chunk_for_memory(self.law.n_params, len(self.data), self.memory_limit, cfg.block,
+                                                     jnp.dtype(self.dtype).itemsize, starts_per_replicate))
+
+
+def make_problem(
+    law: str | Law,
+    data,
+    *,
+    starts="grid",
+    key=validate.DEFAULT_KEY,
+    objective: str = "huber",
+    delta: float = 1e-3,
+    fixed: Mapping[str, float] | None = None,
+    max_iter: int = 400,
+    ftol: float = 1e-10,
+    xtol: float = 1e-7,
+    chunk_size: int = 65536,
+    memory_limit: int | None = None,
+    dtype=None,
+    mixed_precision: bool | None = None,
+    **columns,
+) -> FitProblem:
+    """Check a fit's arguments and set it up, before any solving: the one set-up :func:`fit` and
+    :func:`jaxscale.bootstrap` share.
+
+    Every argument is checked first (:mod:`jaxscale.validate`: a bad key, dtype, count, tolerance or fixed value is
+    an :class:`~jaxscale.errors.ArgumentError`), then the data are read and the starts built. The arguments are
+    those of :func:`fit`.
+
+    Returns
+    -------
+    FitProblem
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> from jaxscale.fit import make_problem
+    >>> p = make_problem("chinchilla", jaxscale.demo_data(), starts=32, key=0, fixed={"E": 1.7})
+    >>> p.theta0.shape, p.starts, p.free.tolist(), p.n_free
+    ((32, 5), 'random(32)', [0.0, 1.0, 1.0, 1.0, 1.0], 4)
+    """
+    law = get(law)
+    validate.key_words(key)
+    obj = make_objective(objective, delta)
+    fixed_values = validate.fixed(law, fixed)
+    max_iter = validate.integer(max_iter, "max_iter")
+    ftol = validate.number(ftol, "ftol", minimum=0)
+    xtol = validate.number(xtol, "xtol", minimum=0)
+    chunk_size = validate.integer(chunk_size, "chunk_size")
+    memory_limit = None if memory_limit is None else validate.integer(memory_limit, "memory_limit")
+    dtype = validate.dtype(dtype)
+    approach_dtype(law, dtype, mixed_precision, 0)  # checks mixed_precision against dtype
+    if _is_count(starts):
+        validate.n_starts(starts, law.n_params)
+    elif isinstance(starts, str) and starts != "grid":
+        raise ArgumentError(f"starts must be 'grid', a number of random starts or an array; got {starts!r}.")
+    data = ScalingData.coerce(data, **columns)
+    logx, logy = data.design(law.covariates, law.name)
+    free = np.array([p.name not in fixed_values for p in law.params], dtype=np.float64)
+    fixed_theta = np.array([law.to_fit(p.name, fixed_values[p.name]) if p.name in fixed_values else np.nan
+                            for p in law.params])
+    theta0, label = make_starts(law, starts, key, logx, logy)
+    theta0 = np.where(free > 0, theta0, fixed_theta)
+    n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
+    return FitProblem(law, data, logx, logy, theta0, label, free, fixed_values, fixed_theta, obj, dtype, key, n_free,
+                      max_iter, ftol, xtol, chunk_size, memory_limit, mixed_precision)
+
+
+def check_identified(problem: FitProblem, stacklevel: int = 2) -> None:
+    """Raise if the data have fewer points than the fit's free parameters; warn if exactly as many (it interpolates).
+
+    ``stacklevel`` is passed to the warning, counted from the caller of this function.
+    """
+    n, n_free, law = len(problem.data), problem.n_free, problem.law
+    sigma = " (+ sigma)" if problem.objective.name == "likelihood" else ""
+    if n < n_free:
+        raise FitError(f"{n} points cannot determine {n_free} free parameters of law {law.name!r}{sigma}; need at "
+                       f"least {n_free} points.")
+    if n == n_free:
+        warnings.warn(f"{n} points for {n_free} free parameters of law {law.name!r}: the fit interpolates (every "
+                      f"residual ~0), so it says nothing about the noise or how well the law fits. Add points or fix "
+                      f"a parameter.", RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 def fit(
@@ -199,7 +358,7 @@ def fit(
     starts="grid",
     objective: str = "huber",
     delta: float = 1e-3,
-    key=None,
+    key=validate.DEFAULT_KEY,
     fixed: Mapping[str, float] | None = None,
     max_iter: int = 400,
     ftol: float = 1e-10,
@@ -222,8 +381,8 @@ def fit(
     starts
         ``"grid"`` (the law's default grid; Hoffmann's 4,500 points for
         ``chinchilla``), an int (that many uniform random starts over the
-        grid's box widened by 25% each side; needs ``key``), or an array of
-        shape ``(n_starts, n_params)`` in fitting coordinates
+        grid's box widened by 25% each side, drawn from ``key``), or an array
+        of shape ``(n_starts, n_params)`` in fitting coordinates
         (``law.fit_names``).
     objective
         ``"huber"`` (summed Huber on log residuals), ``"squared"`` or
@@ -231,10 +390,11 @@ def fit(
     delta
         Huber delta (1e-3, as Hoffmann et al.).
     key
-        PRNG key (or int seed) for random starts. Same key, same result.
+        Int seed or ``jax.random.key``; default 0; same key, same result
+        (it draws random starts).
     fixed
         Natural-scale values of parameters to hold fixed, e.g.
-        ``{"E": 1.87}``.
+        ``{"E": 1.87}``: finite and inside each parameter's support.
     max_iter, ftol, xtol
         Solver limits (see :class:`jaxscale.solver.SolverConfig`).
     chunk_size
@@ -257,6 +417,10 @@ def fit(
     Returns
     -------
     FitResult
+        The best start that converged or ran out of iterations with finite
+        parameters; starts that diverged or whose parameters ran off to
+        non-finite values are flagged in ``starts`` and excluded. If no start
+        survives, a :class:`~jaxscale.errors.FitError` says why.
 
     Examples
     --------
@@ -269,54 +433,47 @@ def fit(
     True
     """
     t0 = time.perf_counter()
-    law = get(law)
-    data = ScalingData.coerce(data, **columns)
-    obj = make_objective(objective, delta)
-    _check_solver_args(max_iter, ftol, xtol, chunk_size, memory_limit)
-    dtype = _dtype(dtype)
-    logx, logy = data.design(law.covariates, law.name)
-    free, fixed_values, fixed_theta = _free_mask(law, fixed)
-    n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
-    if len(data) < n_free:
-        raise FitError(
-            f"{len(data)} points cannot determine {n_free} free parameters of law {law.name!r}"
-            f"{' (+ sigma)' if obj.name == 'likelihood' else ''}; need at least {n_free} points."
-        )
-    if len(data) == n_free:
-        warnings.warn(f"{len(data)} points for {n_free} free parameters of law {law.name!r}: the fit interpolates "
-                      f"(every residual ~0), so it says nothing about the noise or how well the law fits. Add points "
-                      f"or fix a parameter.", RuntimeWarning, stacklevel=2)
-    theta0, start_kind = make_starts(law, starts, key, logx, logy)
-    theta0 = np.where(free > 0, theta0, fixed_theta)
-    cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol),
-                       approach_dtype=approach_dtype(law, dtype, mixed_precision, len(theta0)))
-    if memory_limit is not None:
-        chunk_size = min(chunk_size, chunk_for_memory(law.n_params, len(data), int(memory_limit), cfg.block,
-                                                      jnp.dtype(dtype).itemsize))
-    out = solve(law, theta0, logx, logy, free, cfg, chunk_size=int(chunk_size), dtype=dtype)
-    ok = np.isfinite(out.objective) & (out.status != 2)
+    problem = make_problem(law, data, starts=starts, key=key, objective=objective, delta=delta, fixed=fixed,
+                           max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size, memory_limit=memory_limit,
+                           dtype=dtype, mixed_precision=mixed_precision, **columns)
+    check_identified(problem, stacklevel=2)
+    return fit_problem(problem, t0=t0)
+
+
+def fit_problem(problem: FitProblem, *, t0: float | None = None) -> FitResult:
+    """Solve a :class:`FitProblem` from every start and keep the best (the work of :func:`fit`, after its checks).
+
+    ``t0`` (a ``time.perf_counter()`` value) is when the fit started, for ``seconds``.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    law, data, theta0 = problem.law, problem.data, problem.theta0
+    cfg = problem.config(len(theta0))
+    chunk_size = problem.chunk(cfg)
+    out = solve(law, theta0, problem.logx, problem.logy, problem.free, cfg, chunk_size=chunk_size,
+                dtype=problem.dtype)
+    ok = np.isfinite(out.objective) & np.isin(out.status, OK_STATUSES)
     if not ok.any():
-        raise FitError(f"All {len(theta0)} starts diverged (non-finite objective); check the data and the starts.")
+        raise FitError(_no_start_left(len(theta0), out.status))
     f_ok = np.where(ok, out.objective, np.inf)
     best = int(np.argmin(f_ok))
     fbest = float(f_ok[best])
     n_at_best = int(np.sum(f_ok <= fbest + AT_BEST_RTOL * abs(fbest)))
     params = {k: float(v) for k, v in law.to_natural(out.theta[best]).items()}
-    nuisance = {"sigma": float(np.exp(out.log_sigma[best]))} if obj.name == "likelihood" else {}
+    nuisance = {"sigma": float(np.exp(out.log_sigma[best]))} if problem.objective.name == "likelihood" else {}
     table = _start_table(law, theta0, out)
     settings = {
-        "objective": obj.name,
-        "delta": obj.delta,
-        "starts": start_kind,
+        "objective": problem.objective.name,
+        "delta": problem.objective.delta,
+        "starts": problem.starts,
         "n_starts": int(len(theta0)),
-        "fixed": fixed_values,
-        "max_iter": int(max_iter),
+        "fixed": dict(problem.fixed),
+        "max_iter": problem.max_iter,
         "chunk_size": int(chunk_size),
-        "ftol": float(ftol),
-        "xtol": float(xtol),
-        "dtype": jnp.dtype(dtype).name,
+        "ftol": problem.ftol,
+        "xtol": problem.xtol,
+        "dtype": jnp.dtype(problem.dtype).name,
         "mixed_precision": cfg.approach_dtype is not None,
-        "key": key_repr(key),
+        "key": validate.key_repr(problem.key),
         "law_options": dict(law.options),
         "flops_per_token": data.flops_per_token,
         "data_source": data.source,
@@ -338,19 +495,18 @@ def fit(
         fingerprint=data.fingerprint(),
         nuisance=nuisance,
         seconds=time.perf_counter() - t0,
+        status=Status(int(out.status[best])).label,
     )
 
 
-def _check_solver_args(max_iter, ftol, xtol, chunk_size, memory_limit) -> None:
-    for name, v in (("max_iter", max_iter), ("chunk_size", chunk_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise FitError(f"{name} must be an integer >= 1; got {v!r}.")
-    for name, v in (("ftol", ftol), ("xtol", xtol)):
-        if not (isinstance(v, (int, float)) and v >= 0):
-            raise FitError(f"{name} must be a number >= 0; got {v!r}.")
-    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer))
-                                     or memory_limit < 1):
-        raise FitError(f"memory_limit must be a positive integer number of bytes; got {memory_limit!r}.")
+def _no_start_left(n: int, status: np.ndarray) -> str:
+    """Why no start of ``n`` is left: the share of each failure status, with its remedy."""
+    parts = []
+    for s in (Status.DIVERGED, Status.NONFINITE, Status.SKIPPED):
+        k = int(np.sum(status == s))
+        if k:
+            parts.append(f"{k} of {n} {s.label} ({MESSAGES[s]})")
+    return f"All {n} starts diverged: " + "; ".join(parts or ["no start has a finite objective"]) + "."
 
 
 def _start_table(law: Law, theta0, out):
@@ -373,36 +529,14 @@ MIXED_MIN_SOLVES = 2048
 def approach_dtype(law: Law, dtype, mixed_precision: bool | None, n_solves: int) -> str | None:
     """The solver's ``approach_dtype`` for ``n_solves`` start-solves in ``dtype`` (see :func:`fit`)."""
     if mixed_precision is not None and not isinstance(mixed_precision, (bool, np.bool_)):
-        raise FitError(f"mixed_precision must be True, False or None; got {mixed_precision!r}.")
+        raise ArgumentError(f"mixed_precision must be True, False or None; got {mixed_precision!r}.")
     if jnp.dtype(dtype) != jnp.float64:
         if mixed_precision:
-            raise FitError("mixed_precision=True needs dtype float64 (it polishes a float32 solve in float64).")
+            raise ArgumentError("mixed_precision=True needs dtype float64 (it polishes a float32 solve in float64).")
         return None
     if mixed_precision is None:
         mixed_precision = law.log_predict_jac is not None and n_solves >= MIXED_MIN_SOLVES
     return "float32" if mixed_precision else None
-
-
-def _dtype(dtype):
-    if dtype is None:
-        return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    name = jnp.dtype(dtype).name
-    if name not in ("float32", "float64"):
-        raise FitError(f"dtype must be 'float32' or 'float64'; got {dtype!r}.")
-    if name == "float64" and not jax.config.jax_enable_x64:
-        raise FitError("dtype float64 needs jax_enable_x64 (unset JAX_ENABLE_X64=0 or enable it).")
-    return jnp.dtype(name)
-
-
-def key_repr(key):
-    if key is None:
-        return None
-    if isinstance(key, (int, np.integer)):
-        return int(key)
-    try:
-        return np.asarray(jax.random.key_data(key)).tolist()
-    except Exception:  # a raw uint32 key
-        return np.asarray(key).tolist()
 
 
 def objective(
@@ -427,10 +561,10 @@ def objective(
     True
     """
     law = get(law)
-    data = ScalingData.coerce(data, **columns)
     obj = make_objective(objective, delta)
-    logx, logy = data.design(law.covariates, law.name)
     theta = jnp.asarray(law.from_natural(params))
+    data = ScalingData.coerce(data, **columns)
+    logx, logy = data.design(law.covariates, law.name)
     lp = jax.vmap(law.log_predict, in_axes=(None, 0))(theta, jnp.asarray(logx))
     f, *_ = value_and_weights(obj, (lp - jnp.asarray(logy))[None, :])
     value = float(f[0])
@@ -439,4 +573,5 @@ def objective(
     return value
 
 
-__all__ = ["AT_BEST_RTOL", "FitResult", "fit", "huber_log_normalizer", "objective"]
+__all__ = ["AT_BEST_RTOL", "FitProblem", "FitResult", "check_identified", "fit", "fit_problem", "huber_log_normalizer",
+           "make_problem", "make_starts", "objective"]

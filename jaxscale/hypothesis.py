@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxscale.errors import FitError
+from jaxscale import validate
+from jaxscale.errors import ArgumentError, FitError
 
 
 class HypothesisTest(NamedTuple):
@@ -63,6 +64,7 @@ def chi2_test(boot, reference: Mapping[str, float], *, estimate=None, scale: str
     scale
         ``"fit"`` (the law's fitting coordinates; Epoch's choice) or ``"natural"``.
     """
+    scale = validate.choice(scale, "scale", ("fit", "natural"))
     law = boot.law
     if estimate is None:
         est = dict(boot.point.params)
@@ -96,9 +98,15 @@ def lr_test(law, data, reference: Mapping[str, float], *, fit=None, delta: float
     """
     import jaxscale
     from jaxscale.data import ScalingData
+    from jaxscale.fit import FitResult
     from jaxscale.laws import get
+    from jaxscale.objectives import make_objective
 
     law = get(law)
+    make_objective("likelihood", delta)
+    if fit is not None and not isinstance(fit, FitResult):
+        raise ArgumentError(f"fit must be a FitResult from jaxscale.fit(..., objective='likelihood'); got "
+                            f"{type(fit).__name__}.")
     data = ScalingData.coerce(data, **columns)
     if fit is None:
         fit = jaxscale.fit(law, data, objective="likelihood", delta=delta)

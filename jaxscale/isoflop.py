@@ -42,9 +42,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxscale._io import json_safe
+from jaxscale import validate
+from jaxscale._io import json_safe, write_atomic
 from jaxscale.data import ScalingData
-from jaxscale.errors import DataError, FitError
+from jaxscale.errors import ArgumentError, DataError, FitError
+from jaxscale.uncertainty import percentile_interval
 
 RESAMPLE_METHODS = ("pairs", "subsample")
 EXCLUDE_MODES = ("resample", "budget")
@@ -53,19 +55,14 @@ EXCLUDE_MODES = ("resample", "budget")
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _as_key(key):
-    from jaxscale.uncertainty import _as_key as as_key
-
-    return as_key(key)
-
-
-def _check_common(level, n_resamples):
-    from jaxscale.uncertainty import _check_level
-
-    level = _check_level(level)
-    if not isinstance(n_resamples, (int, np.integer)) or isinstance(n_resamples, bool) or n_resamples < 0:
-        raise FitError(f"n_resamples must be an integer >= 0 (0: no bootstrap); got {n_resamples!r}.")
-    return level, int(n_resamples)
+def _check_common(level, n_resamples, key):
+    """``(level, n_resamples, typed key)``, checked: the arguments :func:`isoflop` and :func:`envelope` share."""
+    level = validate.level(level)
+    n_resamples = validate.integer(n_resamples, "n_resamples", minimum=0)
+    if n_resamples:
+        # each resample keeps its four coefficients and flags on the host
+        validate.n_starts(n_resamples, 4, "n_resamples")
+    return level, n_resamples, validate.key(key)
 
 
 def _load(data, label, role: str, default: str):
@@ -178,8 +175,7 @@ class AllocationFit:
         return {"a": self.a, "b": self.b, "log_k_N": self.log_k_N, "log_k_D": self.log_k_D}
 
     def _draws(self, name: str) -> np.ndarray:
-        if name not in self.estimate:
-            raise FitError(f"unknown quantity {name!r}; expected one of {list(self.estimate)}.")
+        validate.choice(name, "quantity", list(self.estimate))
         if len(self.draws) == 0:
             raise FitError(
                 f"no bootstrap draws ({self.n_resamples} resamples, {self.n_failed} failed): rerun with "
@@ -189,9 +185,8 @@ class AllocationFit:
 
     def ci(self, name: str = "a", level: float | None = None) -> np.ndarray:
         """Percentile interval ``[lo, hi]`` of ``name`` (``a``, ``b``, ``log_k_N``, ``log_k_D``)."""
-        from jaxscale.uncertainty import _check_level, _percentile
-
-        return _percentile(self._draws(name), _check_level(self.level if level is None else level))
+        level = validate.level(self.level if level is None else level)
+        return percentile_interval(self._draws(name), level)
 
     def se(self, name: str = "a") -> float:
         """Bootstrap standard error (ddof = 1)."""
@@ -200,7 +195,7 @@ class AllocationFit:
 
     def summary(self, level: float | None = None) -> pd.DataFrame:
         """Estimate, SE and percentile interval of ``a``, ``b``, ``log_k_N``, ``log_k_D`` (DataFrame)."""
-        level = self.level if level is None else level
+        level = validate.level(self.level if level is None else level)
         rows = {}
         for k, v in self.estimate.items():
             if len(self.draws):
@@ -231,20 +226,16 @@ class AllocationFit:
         >>> bool((band["N_lo"] < band["N_opt"]).all() and (band["N_opt"] < band["N_hi"]).all())
         True
         """
-        from jaxscale.uncertainty import _check_level, _percentile
-
-        level = _check_level(self.level if level is None else level)
-        lc = np.log(np.atleast_1d(np.asarray(C, float)))
-        if not np.all(np.isfinite(lc)):
-            raise DataError(f"band: budgets C must be positive and finite; got {np.asarray(C).tolist()}.")
+        level = validate.level(self.level if level is None else level)
+        lc = np.log(validate.budgets(C, "C"))
         out = {"C": np.exp(lc), "N_opt": self.n_opt(np.exp(lc)), "D_opt": self.d_opt(np.exp(lc))}
         for q, (a, lk) in {"N": ("a", "log_k_N"), "D": ("b", "log_k_D")}.items():
             draws = np.exp(self._draws(lk)[:, None] + self._draws(a)[:, None] * lc[None, :])
-            out[f"{q}_lo"], out[f"{q}_hi"] = _percentile(draws, level)
+            out[f"{q}_lo"], out[f"{q}_hi"] = percentile_interval(draws, level)
         return pd.DataFrame(out)
 
     def _base_dict(self, level, draws: bool):
-        level = self.level if level is None else level
+        level = validate.level(self.level if level is None else level)
         s = self.summary(level)
         out = {
             "approach": self.approach,
@@ -263,10 +254,13 @@ class AllocationFit:
         return out
 
     def to_json(self, path: str | None = None, **kwargs) -> str:
-        text = json.dumps(self.to_dict(**kwargs), indent=2)
+        """Serialise ``to_dict(**kwargs)`` (strict JSON: ``null`` for values that are not finite); write it
+        atomically to ``path`` if given."""
         if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
+            path = validate.output_path(path, "path")
+        text = json.dumps(self.to_dict(**kwargs), indent=2, allow_nan=False)
+        if path is not None:
+            write_atomic(path, text + "\n")
         return text
 
 
@@ -373,6 +367,17 @@ def group_budgets(C, *, tol: float = 0.1, min_points: int = 5) -> np.ndarray:
     return labels
 
 
+def _budget_values(budgets) -> np.ndarray:
+    """Budgets given as numbers (FLOPs): each finite and > 0, none repeated; checked before the data are read."""
+    if np.ndim(budgets) > 1:
+        raise ArgumentError(f"budgets must be 'auto', a column/label name, or a 1-D array of compute values; got an "
+                            f"array of shape {np.shape(budgets)}.")
+    arr = validate.budgets(budgets, "budgets")
+    if np.unique(arr).size < arr.size:
+        raise ArgumentError(f"budgets has repeated values: {arr.tolist()}.")
+    return arr
+
+
 def _budget_labels(data: ScalingData, budgets, labels, tol, min_points):
     """``(label per point (-1 ungrouped), budget C per group or NaN for "geometric mean", rule text)``."""
     lcC = np.log10(data.covariates["C"])
@@ -391,18 +396,7 @@ def _budget_labels(data: ScalingData, budgets, labels, tol, min_points):
                     f"{uniq[bad[0]]!r} is not."
                 )
         return np.asarray(codes), values, f"labels {budgets!r}"
-    arr = np.atleast_1d(np.asarray(budgets))
-    if arr.dtype.kind not in "iuf" or arr.ndim != 1:
-        raise DataError(
-            f"budgets must be 'auto', a column/label name, or a 1-D array of positive compute values; got {budgets!r}."
-        )
-    arr = arr.astype(float)
-    bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
-    if bad.size:
-        raise DataError(f"budgets[{bad[0]}] = {float(arr[bad[0]])}; budgets must be positive, finite FLOP counts.")
-    if np.unique(arr).size < arr.size:
-        raise DataError(f"budgets has repeated values: {arr.tolist()}.")
-    arr = np.sort(arr)
+    arr = np.sort(_budget_values(budgets))
     dist = np.abs(lcC[:, None] - np.log10(arr)[None, :])
     near = dist.argmin(1)
     lab = np.where(dist[np.arange(lcC.size), near] <= tol / 2 * (1 + 1e-12), near, -1)
@@ -489,7 +483,7 @@ def isoflop(
     tol: float = 0.1,
     level: float = 0.8,
     n_resamples: int = 1000,
-    key=0,
+    key=validate.DEFAULT_KEY,
     min_points: int = 5,
     resample: str = "pairs",
     fraction: float = 0.8,
@@ -524,7 +518,7 @@ def isoflop(
     n_resamples
         Bootstrap resamples (0: none).
     key
-        PRNG key or int seed; the same key gives the same draws.
+        Int seed or ``jax.random.key``; default 0; same key, same result.
     min_points
         Fewest points a budget needs for its parabola (at least 3). Budgets
         below it are flagged, as are those with fewer than 3 distinct N, a
@@ -576,17 +570,14 @@ def isoflop(
     >>> float(row["budget"]), int(row["n_points"]), bool(row["used"]), f"{row['N_opt']:.3g}"
     (1e+18, 12, True, '1.02e+08')
     """
-    level, n_resamples = _check_common(level, n_resamples)
-    if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
-        raise DataError(f"tol must be a positive number of dex (log10 units), e.g. 0.1; got {tol!r}.")
-    if not isinstance(min_points, (int, np.integer)) or min_points < 3:
-        raise DataError(f"min_points must be an integer >= 3 (a parabola has 3 coefficients); got {min_points!r}.")
-    if resample not in RESAMPLE_METHODS:
-        raise FitError(f"resample must be one of {list(RESAMPLE_METHODS)}; got {resample!r}.")
-    if exclude not in EXCLUDE_MODES:
-        raise FitError(f"exclude must be one of {list(EXCLUDE_MODES)}; got {exclude!r}.")
-    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
-        raise FitError(f"fraction must be in (0, 1]; got {fraction!r}.")
+    level, n_resamples, rkey = _check_common(level, n_resamples, key)
+    tol = validate.positive(tol, "tol")
+    min_points = validate.integer(min_points, "min_points", minimum=3)
+    resample = validate.choice(resample, "resample", RESAMPLE_METHODS)
+    exclude = validate.choice(exclude, "exclude", EXCLUDE_MODES)
+    fraction = validate.number(fraction, "fraction", minimum=0, open_min=True, maximum=1)
+    if not isinstance(budgets, str):
+        _budget_values(budgets)
     if isinstance(budgets, str) and budgets not in ("auto", "C"):
         data, labels = _load(data, budgets, "budgets", "group")
         if labels is None:
@@ -685,7 +676,7 @@ def isoflop(
     if n_resamples:
         nsub = np.round(fraction * sizes).astype(np.int64)
         out, failed, bfail = _iso_boot_jit(
-            _as_key(key), jnp.arange(n_resamples, dtype=jnp.uint32), arrs, jnp.asarray(used), lnk,
+            rkey, jnp.arange(n_resamples, dtype=jnp.uint32), arrs, jnp.asarray(used), lnk,
             jnp.asarray(starts), jnp.asarray(sizes), jnp.asarray(nsub), B=B, U=U, method=resample, exclude=exclude)
         out, failed, bfail = np.asarray(out), np.asarray(failed), np.asarray(bfail)
         failed = failed | ~np.all(np.isfinite(out), 1)
@@ -723,15 +714,10 @@ def isoflop(
     points = pd.DataFrame({"budget_index": lab, "budget": np.where(lab >= 0, table["budget"].to_numpy()[lab], np.nan)},
                           index=data.rows)
     settings = {"budgets": rule, "tol": tol, "min_points": int(min_points), "resample": resample, "fraction": fraction,
-                    "exclude": exclude, "key": key_repr(key), "flops_per_token": k, "parabola": "loss vs ln N"}
+                    "exclude": exclude, "key": validate.key_repr(key), "flops_per_token": k,
+                    "parabola": "loss vs ln N"}
     return IsoFlopResult("isoflop", a, b, ca, cb, draws, n_resamples, n_failed, level, settings, data.fingerprint(),
                          budgets=table, points=points, ungrouped=np.asarray(data.rows)[lab < 0])
-
-
-def key_repr(key):
-    from jaxscale.fit import key_repr as kr
-
-    return kr(key)
 
 
 # --------------------------------------------------------------------------- Approach 1
@@ -780,7 +766,7 @@ def envelope(
     n_grid: int = 250,
     level: float = 0.8,
     n_resamples: int = 1000,
-    key=0,
+    key=validate.DEFAULT_KEY,
     interior_only: bool = True,
 ) -> EnvelopeResult:
     """Chinchilla Approach 1: the lower envelope of training curves.
@@ -843,9 +829,10 @@ def envelope(
     >>> round(res.a, 2), round(res.a + res.b, 12), len(res.runs)
     (0.45, 1.0, 12)
     """
-    level, n_resamples = _check_common(level, n_resamples)
-    if not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
-        raise DataError(f"n_grid must be an integer >= 2; got {n_grid!r}.")
+    level, n_resamples, rkey = _check_common(level, n_resamples, key)
+    n_grid = validate.integer(n_grid, "n_grid", minimum=2)
+    if not isinstance(interior_only, (bool, np.bool_)):
+        raise ArgumentError(f"interior_only must be True or False; got {interior_only!r}.")
     data, labels = _load(data, run, "run", "run")
     if labels is None:
         raise DataError(
@@ -909,7 +896,7 @@ def envelope(
     n_failed = 0
     draws = pd.DataFrame({c: np.zeros(0) for c in cols})
     if n_resamples:
-        out, bad = _env_boot_jit(_as_key(key), jnp.arange(n_resamples, dtype=jnp.uint32), *args,
+        out, bad = _env_boot_jit(rkey, jnp.arange(n_resamples, dtype=jnp.uint32), *args,
                                  interior_only=bool(interior_only))
         out, bad = np.asarray(out), np.asarray(bad)
         bad = bad | ~np.all(np.isfinite(out), 1)
@@ -940,7 +927,7 @@ def envelope(
     })
     n_sizes = int(np.unique(lnNr[win[use]]).size)
     settings = {"run": run if isinstance(run, str) else "array", "n_grid": int(n_grid), "interior_only": bool(interior_only),
-                    "resample": "cluster (runs)", "key": key_repr(key), "flops_per_token": k,
+                    "resample": "cluster (runs)", "key": validate.key_repr(key), "flops_per_token": k,
                     "interpolation": "loss and ln D linear in ln C between checkpoints"}
     return EnvelopeResult("envelope", a, b, ca, cb, draws, n_resamples, n_failed, level, settings, data.fingerprint(),
                           grid=grid, runs=runs, n_sizes=n_sizes)
@@ -964,9 +951,7 @@ def compare_approaches(*results: AllocationFit, approach3=None, law=None, level:
     >>> t.index.tolist(), [round(x, 3) for x in t["a"]]
     (['Approach 2 (IsoFLOP)', 'Approach 3 (params)'], [0.457, 0.457])
     """
-    from jaxscale.uncertainty import _check_level, _percentile
-
-    level = _check_level(level)
+    level = validate.level(level)
     names = {"envelope": "Approach 1 (envelope)", "isoflop": "Approach 2 (IsoFLOP)"}
     rows = {}
     for r in results:
@@ -988,8 +973,8 @@ def compare_approaches(*results: AllocationFit, approach3=None, law=None, level:
             cols = src.columns()
             da, db = np.asarray(dv.exponent_a(cols)), np.asarray(dv.exponent_b(cols))
             ok = np.isfinite(da) & np.isfinite(db)
-            (row["a_lo"], row["a_hi"]), (row["b_lo"], row["b_hi"]) = _percentile(da[ok], level), _percentile(db[ok],
-                                                                                                              level)
+            (row["a_lo"], row["a_hi"]) = percentile_interval(da[ok], level)
+            (row["b_lo"], row["b_hi"]) = percentile_interval(db[ok], level)
             row["n_draws"] = int(ok.sum())
         rows[f"Approach 3 ({src.kind})"] = row
     if not rows:

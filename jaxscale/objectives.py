@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from jaxscale.errors import FitError
+from jaxscale import validate
 
 OBJECTIVES = ("huber", "squared", "likelihood")
 
@@ -34,11 +34,14 @@ class Objective(NamedTuple):
 
 
 def make_objective(name: str, delta: float) -> Objective:
-    if name not in OBJECTIVES:
-        raise FitError(f"Unknown objective {name!r}; expected one of {list(OBJECTIVES)}.")
-    if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
-        raise FitError(f"delta must be a positive number; got {delta!r}.")
-    return Objective(name, float(delta))
+    """An :class:`Objective`, its arguments checked (an :class:`~jaxscale.errors.ArgumentError` if bad).
+
+    >>> import numpy as np
+    >>> make_objective("huber", np.float32(0.5))
+    Objective(name='huber', delta=0.5)
+    """
+    name = validate.choice(name, "objective", OBJECTIVES)
+    return Objective(name, validate.positive(delta, "delta"))
 
 
 def huber(r, delta):

@@ -26,20 +26,35 @@ Fits: :func:`contours`, :func:`residuals`. Decisions: :func:`isoflop`,
 :func:`frontier`. Draws: :func:`marginals`, :func:`pairs`,
 :func:`prior_posterior`. Checks: :func:`backtest`, :func:`calibration`
 (reliability diagram of forecasts), :func:`sbc_ranks`.
+
+Save with :func:`save` rather than ``fig.savefig(path)``: it checks the path
+and the format before rendering, renders in memory, and writes the file
+atomically (:func:`jaxscale._io.write_atomic`), so a full disk or Ctrl-C
+leaves the previous figure intact instead of half a PNG.
+
+>>> import os, tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = plot.save(fig, os.path.join(tmp, "residuals.png"), dpi=50)
+...     os.listdir(tmp)
+['residuals.png']
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from jaxscale import validate
 from jaxscale._draws import ParamSource, param_source
+from jaxscale._io import write_atomic
 from jaxscale.data import ScalingData
-from jaxscale.errors import JaxscaleError
+from jaxscale.errors import ArgumentError, JaxscaleError
 
 __all__ = [
     "PlotError",
@@ -52,6 +67,7 @@ __all__ = [
     "pairs",
     "prior_posterior",
     "residuals",
+    "save",
     "sbc_ranks",
 ]
 
@@ -96,6 +112,72 @@ def _data(data, what: str) -> ScalingData:
 
 def _type_name(obj) -> str:
     return type(obj).__name__
+
+
+def save(fig, path: str | os.PathLike, **savefig_kwargs) -> str:
+    """Write a figure to ``path`` atomically, in the format its suffix names (``.png``, ``.pdf``, ``.svg``, ...).
+
+    The path and the format are checked first, the figure is rendered to memory with
+    ``fig.savefig(buffer, format=...)``, and the bytes are written with
+    :func:`~jaxscale._io.write_atomic`: readers never see a partial file, and a
+    failed write (full disk, Ctrl-C) leaves an existing file as it was.
+
+    Parameters
+    ----------
+    fig
+        A matplotlib ``Figure``, or an ``Axes`` (its figure is saved), as
+        every function here returns.
+    path
+        The file to write; its directory must exist.
+    **savefig_kwargs
+        Passed to :meth:`matplotlib.figure.Figure.savefig` (``dpi``,
+        ``bbox_inches``, ``transparent``, ...). ``format=`` overrides the
+        suffix.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    ArgumentError
+        ``path`` cannot be written (see :func:`jaxscale.validate.output_path`),
+        or its format is not one matplotlib writes.
+    WriteError
+        The write itself failed (an ``OSError`` naming the file).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> fig, ax = plt.subplots()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save(ax, os.path.join(tmp, "empty.svg")).endswith("empty.svg")
+    True
+    >>> save(fig, os.path.join(tempfile.gettempdir(), "figure.jpeg2000"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    jaxscale.errors.ArgumentError: path '...figure.jpeg2000' has format 'jpeg2000', which matplotlib cannot write; use one of [...].
+    >>> plt.close(fig)
+    """
+    figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
+    if figure is None or not hasattr(figure, "savefig"):
+        raise ArgumentError(f"save writes a matplotlib Figure or Axes; got {_type_name(fig)}.")
+    path = validate.output_path(path, "path")
+    fmt = savefig_kwargs.pop("format", None)
+    if fmt is None:
+        fmt = os.path.splitext(path)[1][1:]
+        if not fmt:
+            raise ArgumentError(f"path {path!r} has no suffix naming a format; add one (e.g. '.png') or pass "
+                                f"format=.")
+    supported = figure.canvas.get_supported_filetypes()
+    if not isinstance(fmt, str) or fmt.lower() not in supported:
+        raise ArgumentError(f"path {path!r} has format {fmt!r}, which matplotlib cannot write; use one of "
+                            f"{sorted(supported)}.")
+    buf = io.BytesIO()
+    figure.savefig(buf, format=fmt.lower(), **savefig_kwargs)
+    write_atomic(path, buf.getbuffer())
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -18,9 +18,13 @@ Design (measured on Epoch's Chinchilla protocol, see ``benchmarks/``):
   re-sorted so running starts are contiguous, and only blocks that still hold a
   running start are visited. A fixed-shape ``lax.while_loop`` does all of this
   inside ``jit``: no re-tracing, no host round-trips.
-* **Failures are data.** A start whose objective is not finite is marked
-  ``diverged`` and never moves; a trial step that is not finite is rejected
-  (the damping grows), so one bad start never poisons the batch.
+* **Failures are data.** Every start ends with a :class:`Status` code (each
+  with a message in :data:`MESSAGES`, after optimistix's ``RESULTS``). A start
+  whose objective is not finite is marked ``diverged`` and never moves; a
+  trial step that is not finite is rejected (the damping grows), so one bad
+  start never poisons the batch; a start that ends with non-finite
+  parameters, in fitting coordinates or on the natural scale (``exp(log A)``
+  overflowing), is ``nonfinite``, never ``converged``.
 * **Memory bound.** Starts are solved in chunks of ``chunk_size`` (one compiled
   shape), so millions of starts run in bounded memory.
 * **Replicates.** :func:`solve_chunks` solves ``n`` data sets (bootstrap
@@ -36,6 +40,7 @@ damping.
 
 from __future__ import annotations
 
+import enum
 import functools
 from typing import NamedTuple
 
@@ -46,9 +51,48 @@ import numpy as np
 from jaxscale.laws import Law
 from jaxscale.objectives import Objective, value_and_weights
 
-CONVERGED, MAX_ITER, DIVERGED, SKIPPED = 0, 1, 2, 4
-STATUS_NAMES = {CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged", SKIPPED: "skipped"}
-_RUNNING, _PAD = -1, 3
+
+class Status(enum.IntEnum):
+    """How a start ended (the solver's result codes; :data:`MESSAGES` says what each means and what to do).
+
+    >>> Status.MAX_ITER.label, int(Status.MAX_ITER), Status(3).label
+    ('max_iter', 1, 'nonfinite')
+    >>> Status.MAX_ITER.message
+    'stopped at max_iter before reaching ftol/xtol: raise max_iter or loosen ftol'
+    """
+
+    CONVERGED = 0
+    MAX_ITER = 1
+    DIVERGED = 2
+    NONFINITE = 3
+    SKIPPED = 4
+
+    @property
+    def label(self) -> str:
+        """The lower-case name written in start tables and JSON (``"max_iter"``)."""
+        return self.name.lower()
+
+    @property
+    def message(self) -> str:
+        """What the code means and what to do about it."""
+        return MESSAGES[self]
+
+
+#: What each :class:`Status` means, and the remedy where there is one.
+MESSAGES = {
+    Status.CONVERGED: "converged: the step and the objective's decrease fell below xtol and ftol",
+    Status.MAX_ITER: "stopped at max_iter before reaching ftol/xtol: raise max_iter or loosen ftol",
+    Status.DIVERGED: "the objective is not finite at the start (or everywhere it tried): check the data and the starts",
+    Status.NONFINITE: "the parameters ran off to non-finite values (e.g. exp(log A) overflowed): give starts nearer "
+                      "the data or fix a parameter",
+    Status.SKIPPED: "not solved: the resample's points cannot identify the law",
+}
+#: ``{code: label}`` for every :class:`Status` (``{0: "converged", ...}``).
+STATUS_NAMES = {s: s.label for s in Status}
+#: Statuses whose optimum is kept (a best fit is chosen among them).
+OK_STATUSES = (Status.CONVERGED, Status.MAX_ITER)
+# Internal codes of the compiled loop (never reported): a start still iterating, and a padding row.
+_RUNNING, _PAD = -1, -2
 _LAM_MAX = 1e12
 _ROWS_BUDGET = 256 * 2**20
 
@@ -94,7 +138,7 @@ APPROACH_FTOL, APPROACH_XTOL = 1e-6, 1e-4
 class SolveOutput(NamedTuple):
     theta: np.ndarray  # (S, P) final fitting coordinates
     objective: np.ndarray  # (S,), inf for diverged starts
-    status: np.ndarray  # (S,) int, see STATUS_NAMES
+    status: np.ndarray  # (S,) int, see Status
     n_iter: np.ndarray  # (S,) LM iterations taken
     log_sigma: np.ndarray  # (S,) profiled log scale (likelihood objective), else 0
 
@@ -229,7 +273,7 @@ def _lm_iteration(law: Law, cfg: SolverConfig, s: _State, logx, logy, weight, fr
         g=pick(g_t, s.g),
         H=pick(H_t, s.H),
         lam=jnp.where(running, lam, s.lam),
-        status=jnp.where(done, CONVERGED, jnp.where(spent, MAX_ITER, s.status)),
+        status=jnp.where(done, int(Status.CONVERGED), jnp.where(spent, int(Status.MAX_ITER), s.status)),
         n_iter=n_iter,
         log_sigma=pick(ls_t, s.log_sigma),
         index=s.index,
@@ -260,8 +304,8 @@ def _compiled(law: Law, cfg: SolverConfig, block: int, weighted: bool = False):
 
         f, g, H, ls = jax.lax.map(first, (theta0.reshape(nb, block, P), rep.reshape(nb, block)))
         f, g, H, ls = (a.reshape((S,) + a.shape[2:]) for a in (f, g, H, ls))
-        status = jnp.where(pad, _PAD, jnp.where(~jnp.isfinite(f), DIVERGED,
-                                                jnp.where(n_iter0 >= cfg.max_iter, MAX_ITER, _RUNNING)))
+        status = jnp.where(pad, _PAD, jnp.where(~jnp.isfinite(f), int(Status.DIVERGED),
+                                                jnp.where(n_iter0 >= cfg.max_iter, int(Status.MAX_ITER), _RUNNING)))
         state = _State(
             theta0, f, g, H, jnp.full((S,), cfg.lam0, theta0.dtype), status.astype(jnp.int32),
             n_iter0, ls, jnp.arange(S, dtype=jnp.int32), rep,
@@ -290,7 +334,7 @@ def _compiled(law: Law, cfg: SolverConfig, block: int, weighted: bool = False):
         state, _ = jax.lax.while_loop(more, round_, (state, jnp.zeros((), jnp.int32)))
         back = jnp.argsort(state.index)
         state = jax.tree.map(lambda a: a[back], state)
-        status = jnp.where(state.status == _RUNNING, MAX_ITER, state.status)
+        status = jnp.where(state.status == _RUNNING, int(Status.MAX_ITER), state.status)
         return state.theta, state.f, status, state.n_iter, state.log_sigma
 
     if cfg.approach_dtype is None:
@@ -304,7 +348,7 @@ def _compiled(law: Law, cfg: SolverConfig, block: int, weighted: bool = False):
         cast = lambda a: a.astype(low)  # noqa: E731
         theta, _, status, n_iter, _ = approach(cast(theta0), pad, rep, cast(logx), cast(logy), cast(weight),
                                                cast(free), n_iter0)
-        lost = (status == DIVERGED) | ~jnp.all(jnp.isfinite(theta), -1)  # e.g. a start beyond float32's range
+        lost = (status == int(Status.DIVERGED)) | ~jnp.all(jnp.isfinite(theta), -1)  # e.g. beyond float32's range
         theta = jnp.where(lost[:, None], theta0, theta.astype(theta0.dtype))
         return polish(theta, pad, rep, logx, logy, weight, free, jnp.where(lost, n_iter0, n_iter))
 
@@ -336,6 +380,28 @@ def chunk_for_memory(
             f"needs about {int(need)} bytes."
         )
     return int((memory_limit - fixed) // per_start // block * block)
+
+
+def flag_nonfinite(law: Law, theta: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """``status`` with :attr:`Status.NONFINITE` where a kept start's parameters are not finite.
+
+    A start counts as kept when it converged or ran out of iterations; its fitting coordinates ``theta`` (``(S, P)``)
+    and its natural values (``law.to_natural``) must both be finite: ``log A = 1e3`` is a finite coordinate, but
+    ``A = exp(1e3)`` is not a number any prediction or JSON can hold.
+
+    >>> import numpy as np, jaxscale
+    >>> law = jaxscale.laws.get("power", resource="N")
+    >>> flag_nonfinite(law, np.array([[0.5, 5.0, 0.3], [0.5, 1e3, 0.3]]), np.array([0, 0])).tolist()
+    [0, 3]
+    """
+    theta = np.asarray(theta, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        natural = law.to_natural(theta)
+    finite = np.all(np.isfinite(theta), -1)
+    for v in natural.values():
+        finite &= np.isfinite(v)
+    kept = np.isin(status, OK_STATUSES)
+    return np.where(kept & ~finite, int(Status.NONFINITE), status).astype(np.asarray(status).dtype)
 
 
 class Replicates(NamedTuple):
@@ -425,10 +491,10 @@ def solve_chunks(
         res = fn(jnp.asarray(starts[g % S0][deal], dtype), jnp.asarray(pad[deal]), jnp.asarray(rep[deal], jnp.int32),
                  lx, jnp.asarray(logy, dtype), jnp.asarray(weight, dtype), fr, n_iter0)
         theta, f, status, n_iter, ls = (np.asarray(a)[undeal][: hi - lo] for a in res)
-        status = np.where(skipped[: hi - lo], SKIPPED, status)
+        theta = theta.astype(np.float64)
+        status = np.where(skipped[: hi - lo], int(Status.SKIPPED), flag_nonfinite(law, theta, status))
         f = np.where(skipped[: hi - lo], np.inf, f)
-        yield lo, hi, SolveOutput(theta.astype(np.float64), f.astype(np.float64), status, n_iter,
-                                  ls.astype(np.float64))
+        yield lo, hi, SolveOutput(theta, f.astype(np.float64), status, n_iter, ls.astype(np.float64))
         if progress is not None:
             progress(hi, S)
 

@@ -30,32 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxscale import __version__
+from jaxscale import validate
+from jaxscale._io import json_safe, write_atomic
+from jaxscale._version import __version__
 from jaxscale.data import ScalingData
-from jaxscale.errors import DerivedError, FitError
-from jaxscale.fit import (
-    AT_BEST_RTOL,
-    FitResult,
-    _check_solver_args,
-    _dtype,
-    _free_mask,
-    key_repr,
-    make_starts,
-    approach_dtype,
-    fit,
-)
+from jaxscale.errors import ArgumentError, DerivedError, FitError
+from jaxscale.fit import AT_BEST_RTOL, FitResult, check_identified, fit_problem, make_problem
 from jaxscale.laws import Law, get
-from jaxscale.objectives import make_objective
-from jaxscale.solver import (
-    CONVERGED,
-    DIVERGED,
-    MAX_ITER,
-    SKIPPED,
-    Replicates,
-    SolverConfig,
-    chunk_for_memory,
-    solve_chunks,
-)
+from jaxscale.solver import OK_STATUSES, Replicates, SolverConfig, Status, solve_chunks
 
 METHODS = ("pairs", "residual", "cluster")
 #: Share of unidentified replicates above which :func:`bootstrap` warns that its interval is unreliable.
@@ -72,22 +54,6 @@ _TRACER_ERRORS = (
 
 
 # --------------------------------------------------------------------------- resampling
-
-
-def _as_key(key, what: str = "key"):
-    if key is None:
-        raise FitError(f"{what}: bootstrap needs a PRNG key, e.g. key=jax.random.key(0) or an int seed.")
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    try:
-        jax.random.key_data(key)
-        return key
-    except Exception:
-        pass
-    arr = np.asarray(key)
-    if arr.dtype == np.uint32 and arr.shape == (2,):
-        return jax.random.wrap_key_data(arr)
-    raise FitError(f"{what} must be a jax PRNG key or an int seed; got {key!r}.")
 
 
 @jax.jit
@@ -155,7 +121,7 @@ class _BestPerReplicate:
         self.S0 = n_starts
         self.theta = np.full((n_rep, P), np.nan)
         self.f = np.full(n_rep, np.inf)
-        self.status = np.full(n_rep, DIVERGED)
+        self.status = np.full(n_rep, int(Status.DIVERGED))
         self.n_at_best = np.zeros(n_rep, np.int64)
         self.n_iter = np.zeros(n_rep, np.int64)  # summed over the replicate's starts
         self.log_sigma = np.zeros(n_rep)
@@ -173,7 +139,7 @@ class _BestPerReplicate:
         if not complete.any():
             return
         rep, theta, f, status, n_iter, ls = (a[complete] for a in (rep, theta, f, status, n_iter, ls))
-        ok = np.isfinite(f) & (status != DIVERGED) & (status != SKIPPED)
+        ok = np.isfinite(f) & np.isin(status, OK_STATUSES)
         f_ok = np.where(ok, f, np.inf)
         order = np.lexsort((f_ok, rep))  # by replicate, best first
         first = np.ones(order.size, bool)
@@ -183,10 +149,14 @@ class _BestPerReplicate:
         self.f[r] = f_ok[best]
         self.theta[r] = theta[best]
         self.log_sigma[r] = ls[best]
-        st = np.where(np.isfinite(f_ok[best]), status[best], DIVERGED)
-        skipped = np.zeros(r.size, bool)
-        np.logical_or.at(skipped, np.searchsorted(r, rep), status == SKIPPED)
-        self.status[r] = np.where(skipped, SKIPPED, st)
+        at = np.searchsorted(r, rep)
+        skipped, nonfinite = np.zeros(r.size, bool), np.zeros(r.size, bool)
+        np.logical_or.at(skipped, at, status == Status.SKIPPED)
+        np.logical_or.at(nonfinite, at, status == Status.NONFINITE)
+        # no start left: nonfinite if any start ran off to non-finite parameters, else diverged
+        failed = np.where(nonfinite, int(Status.NONFINITE), int(Status.DIVERGED))
+        st = np.where(np.isfinite(f_ok[best]), status[best], failed)
+        self.status[r] = np.where(skipped, int(Status.SKIPPED), st)
         near = f_ok <= self.f[rep] + AT_BEST_RTOL * np.abs(self.f[rep])
         np.add.at(self.n_at_best, rep, near & ok)
         np.add.at(self.n_iter, rep, n_iter)
@@ -231,17 +201,13 @@ def _solve_replicates(law, theta0, logx, free, cfg, n_rep, rows, weighted, skip,
 # --------------------------------------------------------------------------- intervals
 
 
-def check_level(level) -> float:
-    """``level`` as a float in (0, 1), or a :class:`FitError` naming it."""
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise FitError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}.")
-    return float(level)
+def percentile_interval(draws, level: float) -> np.ndarray:
+    """Equal-tailed percentile interval ``[lo, hi]`` of ``draws`` along axis 0, stacked on a leading axis of 2.
 
-
-_check_level = check_level
-
-
-def _percentile(draws, level):
+    >>> percentile_interval(np.arange(101.0), 0.5).tolist()
+    [25.0, 75.0]
+    """
+    level = validate.level(level)
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
     return np.percentile(draws, q, axis=0)
 
@@ -267,13 +233,15 @@ def _bca(draws, estimate, jack, level):
     return np.array(out)
 
 
+def _interval_args(level, method) -> tuple[float, str]:
+    return validate.level(level), validate.choice(method, "interval method", INTERVALS)
+
+
 def _interval(draws, estimate, level, method, jack_fn):
-    level = _check_level(level)
+    level, method = _interval_args(level, method)
     if method == "percentile":
-        return _percentile(draws, level)
-    if method == "bca":
-        return _bca(draws, estimate, jack_fn(), level)
-    raise FitError(f"interval method must be one of {list(INTERVALS)}; got {method!r}.")
+        return percentile_interval(draws, level)
+    return _bca(draws, estimate, jack_fn(), level)
 
 
 # --------------------------------------------------------------------------- results
@@ -304,13 +272,17 @@ class Derived:
 
     def ci(self, level: float = 0.95, method: str = "percentile") -> np.ndarray:
         """``[lo, hi]`` stacked on a leading axis of 2."""
+        level, method = _interval_args(level, method)
         jack = lambda: self._jack().reshape(-1, self._flat().shape[1])  # noqa: E731
         lohi = _interval(self._flat(), self.estimate.reshape(-1), level, method, jack)
         return lohi.reshape((2,) + self.estimate.shape)
 
     def to_dict(self, level: float = 0.95, method: str = "percentile") -> dict[str, Any]:
+        """JSON-ready: ``estimate``, ``se`` and ``ci`` (``None`` where a value is not finite)."""
+        level, method = _interval_args(level, method)
         lo, hi = self.ci(level, method)
-        return {"estimate": self.estimate.tolist(), "se": self.se().tolist(), "ci": [lo.tolist(), hi.tolist()]}
+        return json_safe({"estimate": self.estimate.tolist(), "se": self.se().tolist(),
+                          "ci": [lo.tolist(), hi.tolist()], "n_nonfinite": self.n_nonfinite})
 
 
 @dataclass(frozen=True, eq=False)
@@ -352,11 +324,9 @@ class BootstrapResult:
         return dict(self.point.params)
 
     def _scale(self, scale):
-        if scale == "natural":
+        if validate.choice(scale, "scale", ("natural", "fit")) == "natural":
             return self.draws.to_numpy(), np.array(list(self.point.params.values())), list(self.law.param_names)
-        if scale == "fit":
-            return self.theta_draws, np.asarray(self.point.theta), list(self.law.fit_names)
-        raise FitError(f"scale must be 'natural' or 'fit'; got {scale!r}.")
+        return self.theta_draws, np.asarray(self.point.theta), list(self.law.fit_names)
 
     def se(self, scale: str = "natural"):
         """Bootstrap standard errors (ddof = 1), a pandas Series."""
@@ -380,8 +350,7 @@ class BootstrapResult:
         residual). Recomputed from the key, for auditing a replicate or
         refitting it elsewhere.
         """
-        if not (isinstance(replicate, (int, np.integer)) and 0 <= replicate < self.n_resamples):
-            raise FitError(f"replicate must be an integer in [0, {self.n_resamples}); got {replicate!r}.")
+        replicate = validate.integer(replicate, "replicate", minimum=0, maximum=self.n_resamples - 1)
         logy, counts = self._sampler.draws(int(replicate), int(replicate) + 1)
         return (None if counts is None else counts[0].astype(np.int64)), np.array(logy[0])
 
@@ -399,6 +368,7 @@ class BootstrapResult:
         """Intervals (DataFrame with ``lo``, ``hi``): ``percentile`` or ``bca``."""
         import pandas as pd
 
+        level, method = _interval_args(level, method)
         d, est, names = self._scale(scale)
 
         def jack():
@@ -412,6 +382,7 @@ class BootstrapResult:
         """Estimate, bootstrap mean, SE and interval for every parameter (DataFrame)."""
         import pandas as pd
 
+        level, method = _interval_args(level, method)
         ci = self.ci(level, method)
         return pd.DataFrame({
             "estimate": pd.Series(self.point.params),
@@ -434,15 +405,19 @@ class BootstrapResult:
         ((50,), True)
         """
         name = name or getattr(fn, "__name__", "derived")
-        return _derive(fn, name, self.point.params, self.draws, self.jackknife)
+        return derive_draws(fn, name, self.point.params, self.draws, self.jackknife)
 
     def to_dict(self, level: float = 0.95, method: str = "percentile", derived: Mapping[str, Callable] | None = None,
                 draws: bool = True):
         """JSON-ready: ``{"params": {name: {"estimate", "se", "ci"}}, "derived", "n_resamples", "n_failed", "settings"}``.
 
         With ``draws`` (default), also ``"draws": {name: [...]}``, the natural-scale parameters of the kept
-        replicates, so that ``jaxscale allocate`` can turn the file into intervals.
+        replicates, so that ``jaxscale allocate`` can turn the file into intervals. Values that are not finite are
+        ``None``; ``status_counts`` says how many replicates failed and why.
         """
+        level, method = _interval_args(level, method)
+        if derived is not None and not isinstance(derived, Mapping):
+            raise ArgumentError(f"derived must map names to functions of the parameters; got {derived!r}.")
         ci = self.ci(level, method)
         se = self.se()
         params = {k: {"estimate": float(v), "se": float(se[k]), "ci": [float(ci.loc[k, "lo"]), float(ci.loc[k, "hi"])]}
@@ -451,7 +426,7 @@ class BootstrapResult:
         for k, fn in (derived or {}).items():
             out_derived[k] = self.derive(fn, k).to_dict(level, method)
         counts = self.replicates["status"].value_counts().to_dict()
-        return {
+        return json_safe({
             "law": self.law.name,
             "method": self.method,
             "params": params,
@@ -464,13 +439,15 @@ class BootstrapResult:
             "data_fingerprint": self.point.fingerprint,
             "seconds": self.seconds,
             **({"draws": {k: self.draws[k].astype(float).tolist() for k in self.law.param_names}} if draws else {}),
-        }
+        })
 
     def to_json(self, path: str | None = None, **kwargs) -> str:
-        text = json.dumps(self.to_dict(**kwargs), indent=2)
+        """Serialise ``to_dict(**kwargs)`` (strict JSON: no NaN or Infinity); write it atomically to ``path``."""
         if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
+            path = validate.output_path(path, "path")
+        text = json.dumps(self.to_dict(**kwargs), indent=2, allow_nan=False)
+        if path is not None:
+            write_atomic(path, text + "\n")
         return text
 
     def chi2_test(self, reference: Mapping[str, float], **kwargs):
@@ -484,7 +461,13 @@ class BootstrapResult:
                 f"{self.settings['n_starts']} starts, {self.n_failed} failed)")
 
 
-def _derive(fn, name, point_params, draws_df, jack_fn) -> Derived:
+def derive_draws(fn, name, point_params, draws_df, jack_fn) -> Derived:
+    """A derived quantity ``fn(params)`` at the point estimate and over every draw (vmapped), as a :class:`Derived`.
+
+    ``point_params``: natural parameters of the estimate; ``draws_df``: a DataFrame of natural-parameter draws;
+    ``jack_fn()``: the jackknife parameters ``(n, P)`` for BCa intervals (called only for those). Shared by
+    :meth:`BootstrapResult.derive` and :func:`jaxscale.bayes.derive`.
+    """
     if not callable(fn):
         raise DerivedError(f"derive needs a function of the parameters dict; got {fn!r}.")
 
@@ -550,7 +533,7 @@ def bootstrap(
     law: str | Law,
     data,
     n_resamples: int,
-    key,
+    key=validate.DEFAULT_KEY,
     *,
     method: str = "pairs",
     starts="grid",
@@ -582,8 +565,9 @@ def bootstrap(
     n_resamples
         Number of bootstrap resamples (an integer >= 1).
     key
-        PRNG key or int seed. Replicate ``r`` uses ``fold_in(key, r)``: the
-        same key gives the same draws for any chunking or device count.
+        Int seed or ``jax.random.key``; default 0; same key, same result.
+        Replicate ``r`` uses ``fold_in(key, r)``, so the draws are the same for
+        any chunking or device count.
     method
         ``"pairs"`` (resample points), ``"residual"`` (resample the point
         fit's log-residuals onto its fitted values) or ``"cluster"`` (resample
@@ -624,68 +608,59 @@ def bootstrap(
     """
     t0 = time.perf_counter()
     law = get(law)
-    data = ScalingData.coerce(data, **columns)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise FitError(f"n_resamples must be an integer >= 1; got {n_resamples!r}.")
-    n_resamples = int(n_resamples)
-    if method not in METHODS:
-        raise FitError(f"method must be one of {list(METHODS)}; got {method!r}.")
-    _check_solver_args(max_iter, ftol, xtol, chunk_size, memory_limit)
-    rkey = _as_key(key)
+    n_resamples = validate.n_starts(n_resamples, law.n_params, "n_resamples")
+    method = validate.choice(method, "method", METHODS)
+    rkey = validate.key(key)
+    if cluster is not None:
+        if method != "cluster":
+            raise ArgumentError(f"cluster={cluster!r} only applies to method='cluster' (got method={method!r}).")
+        validate.choice(cluster, "cluster", ("run", "group"))
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise ArgumentError(f"progress must be True, False or a callable (done, total); got {progress!r}.")
+    if point is not None and not isinstance(point, FitResult):
+        raise ArgumentError(f"point must be a FitResult from jaxscale.fit; got {type(point).__name__}.")
+    warm = isinstance(starts, str) and starts == "warm"
     k_resample, k_starts = jax.random.split(rkey)
+    # The point fit and the replicates share one set-up; "warm" replicates start from the point fit's optimum.
+    problem = make_problem(law, data, starts="grid" if warm else starts, key=k_starts, objective=objective,
+                           delta=delta, fixed=fixed, max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size,
+                           memory_limit=memory_limit, dtype=dtype, mixed_precision=mixed_precision, **columns)
+    data, obj, dtype, logx, logy = problem.data, problem.objective, problem.dtype, problem.logx, problem.logy
     codes, n_clusters, cluster_col = None, 0, None
     if method == "cluster":
         codes, n_clusters, cluster_col = _clusters(data, cluster)
-    elif cluster is not None:
-        raise FitError(f"cluster={cluster!r} only applies to method='cluster' (got method={method!r}).")
-
     if point is None:
-        point_starts = "grid" if isinstance(starts, str) and starts == "warm" else starts
-        point = fit(law, data, starts=point_starts, objective=objective, delta=delta, key=k_starts, fixed=fixed,
-                    max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size, memory_limit=memory_limit,
-                    dtype=dtype, mixed_precision=mixed_precision)
-    elif not isinstance(point, FitResult):
-        raise FitError(f"point must be a FitResult from jaxscale.fit; got {type(point).__name__}.")
+        check_identified(problem, stacklevel=2)
+        point = fit_problem(problem)
     elif (point.law.name, point.law.options, point.fingerprint, point.settings["objective"], point.settings["delta"]) \
-            != (law.name, law.options, data.fingerprint(), objective, float(delta)):
+            != (law.name, law.options, data.fingerprint(), obj.name, obj.delta):
         raise FitError("point was fitted with a different law, data (fingerprint), objective or delta than this "
                        "bootstrap; refit it or drop point=.")
-    obj = make_objective(objective, delta)
-    dtype = _dtype(dtype)
-    logx, logy = data.design(law.covariates, law.name)
-    free, fixed_values, fixed_theta = _free_mask(law, fixed)
-    n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
-    if isinstance(starts, str) and starts == "warm":
-        theta0, start_kind = point.theta[None, :].copy(), "warm"
-    else:
-        theta0, start_kind = make_starts(law, starts, k_starts, logx, logy)
-        theta0 = np.where(free > 0, theta0, fixed_theta)
-    cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol),
-                       # warm starts sit next to the optimum: a float32 phase only adds the polish's iterations
-                       approach_dtype=approach_dtype(law, dtype, mixed_precision,
-                                                     0 if start_kind == "warm" else n_resamples * len(theta0)))
-    if memory_limit is not None:
-        chunk_size = min(chunk_size, chunk_for_memory(law.n_params, len(data), int(memory_limit), cfg.block,
-                                                      jnp.dtype(dtype).itemsize, len(theta0)))
+    free, fixed_values, n_free = problem.free, problem.fixed, problem.n_free
+    theta0, start_kind = (point.theta[None, :].copy(), "warm") if warm else (problem.theta0, problem.starts)
+    # warm starts sit next to the optimum: a float32 phase only adds the polish's iterations
+    cfg = problem.config(0 if warm else n_resamples * len(theta0))
+    chunk_size = problem.chunk(cfg, len(theta0))
 
     # from the fitting coordinates: a parameter that ran off to exp(-inf) = 0 (E of a law that needs no floor) has
     # finite predictions, but law.predict would reject its natural value
     fitted = np.asarray(jax.vmap(law.log_predict, in_axes=(None, 0))(jnp.asarray(point.theta), jnp.asarray(logx)),
                         np.float64)
     sampler = _Resampler(method, k_resample, logy, fitted, codes, n_clusters)
-    skip = None
-    if method != "residual":
-        def skip(lo, hi):
-            return _unidentified(sampler.draws(lo, hi)[1], logx, n_free)
+
+    def unidentified(lo, hi):
+        return _unidentified(sampler.draws(lo, hi)[1], logx, n_free)
+
+    skip = None if method == "residual" else unidentified
     bar = _progress_bar(f"bootstrap ({method})") if progress is True else (progress or None)
     best = _solve_replicates(law, theta0, logx, free, cfg, n_resamples, sampler.draws, method != "residual", skip,
                              chunk_size=int(chunk_size), dtype=dtype, devices=devices, progress=bar)
 
-    natural = law.to_natural(best.theta)
+    with np.errstate(over="ignore"):  # a failed replicate's parameters may overflow; it is flagged below
+        natural = law.to_natural(best.theta)
     natural.update({k: np.full(n_resamples, v) for k, v in fixed_values.items()})  # exact, not exp(log(v))
     nat = np.stack([natural[n] for n in law.param_names], -1)
-    status = np.array([{CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged",
-                        SKIPPED: "unidentified"}[int(s)] for s in best.status], dtype=object)
+    status = np.array([_replicate_label(s) for s in best.status], dtype=object)
     status[(status != "diverged") & (status != "unidentified") & ~np.all(np.isfinite(nat), 1)] = "nonfinite"
     ok = (status == "converged") | (status == "max_iter")
     n_failed = int((~ok).sum())
@@ -726,9 +701,9 @@ def bootstrap(
         "starts": start_kind,
         "n_starts": int(len(theta0)),
         "cluster": cluster_col,
-        "key": key_repr(key),
+        "key": validate.key_repr(key),
         "chunk_size": int(chunk_size),
-        "fixed": fixed_values,
+        "fixed": dict(fixed_values),
         "mixed_precision": cfg.approach_dtype is not None,
         "jaxscale_version": __version__,
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -737,9 +712,16 @@ def bootstrap(
                            time.perf_counter() - t0, jackknife, sampler)
 
 
+def _replicate_label(code) -> str:
+    """A replicate's status as its tables write it: the solver's label, ``"unidentified"`` for a skipped resample."""
+    code = Status(int(code))
+    return "unidentified" if code == Status.SKIPPED else code.label
+
+
 class Refits(NamedTuple):
     """Best optimum of each weighted refit (see :func:`refit`): ``theta`` ``(R, P)`` in fitting coordinates,
-    ``objective`` and ``status`` (``"converged"``, ``"max_iter"``, ``"diverged"``, ``"unidentified"``) per row."""
+    ``objective`` and ``status`` (``"converged"``, ``"max_iter"``; failed: ``"diverged"``, ``"nonfinite"``,
+    ``"unidentified"``) per row."""
 
     theta: np.ndarray
     objective: np.ndarray
@@ -783,28 +765,25 @@ def refit(
     >>> r.status.tolist(), bool(np.allclose(r.theta[0], point.theta, atol=1e-5))
     (['converged', 'converged'], True)
     """
-    law = get(law)
-    data = ScalingData.coerce(data)
-    weights = np.asarray(weights, np.float64)
+    problem = make_problem(law, data, starts=starts, objective=objective, delta=delta, fixed=fixed,
+                           max_iter=max_iter, ftol=ftol, xtol=xtol, dtype=dtype)
+    law, data, logx, logy = problem.law, problem.data, problem.logx, problem.logy
+    try:
+        weights = np.asarray(weights, np.float64)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"weights must be an array of numbers, shape (n_problems, {len(data)}); got "
+                            f"{type(weights).__name__}.") from None
     if weights.ndim != 2 or weights.shape[1] != len(data):
-        raise FitError(f"weights must have shape (n_problems, {len(data)}), one row per problem; got {weights.shape}.")
+        raise ArgumentError(f"weights must have shape (n_problems, {len(data)}), one row per problem; got "
+                            f"{weights.shape}.")
     if not np.all(np.isfinite(weights) & (weights >= 0)):
-        raise FitError("weights must be finite and >= 0.")
-    _check_solver_args(max_iter, ftol, xtol, 65536, None)
-    obj = make_objective(objective, delta)
-    dtype = _dtype(dtype)
-    logx, logy = data.design(law.covariates, law.name)
-    free, _, fixed_theta = _free_mask(law, fixed)
-    theta0 = np.where(free > 0, np.atleast_2d(np.asarray(starts, np.float64)), fixed_theta)
-    n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
-    cfg = SolverConfig(objective=obj, max_iter=int(max_iter), ftol=float(ftol), xtol=float(xtol))
-    bad = _unidentified(weights, logx, n_free)
-    best = _solve_replicates(law, theta0, logx, free, cfg, len(weights),
+        raise ArgumentError("weights must be finite and >= 0.")
+    cfg = SolverConfig(objective=problem.objective, max_iter=problem.max_iter, ftol=problem.ftol, xtol=problem.xtol)
+    bad = _unidentified(weights, logx, problem.n_free)
+    best = _solve_replicates(law, problem.theta0, logx, problem.free, cfg, len(weights),
                              lambda lo, hi: (np.broadcast_to(logy, (hi - lo, len(logy))), weights[lo:hi]), True,
-                             lambda lo, hi: bad[lo:hi], dtype=dtype, devices=devices)
-    names = {CONVERGED: "converged", MAX_ITER: "max_iter", DIVERGED: "diverged", SKIPPED: "unidentified"}
-    status = np.array([names[int(s)] for s in best.status], dtype=object)
-    status[~np.all(np.isfinite(best.theta), 1) & ((status == "converged") | (status == "max_iter"))] = "diverged"
+                             lambda lo, hi: bad[lo:hi], dtype=problem.dtype, devices=devices)
+    status = np.array([_replicate_label(s) for s in best.status], dtype=object)
     return Refits(best.theta, best.f, status)
 
 
@@ -838,7 +817,8 @@ def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes):
 
     best = _solve_replicates(law, point.theta[None, :], logx, free, cfg, m, rows, True, None, dtype=dtype,
                              devices=devices)
-    nat = law.to_natural(best.theta)
+    with np.errstate(over="ignore"):  # a failed refit's parameters may overflow; it is excluded below
+        nat = law.to_natural(best.theta)
     out = np.stack([nat[k] for k in law.param_names], -1)
     good = np.all(np.isfinite(out), 1)
     if not good.all():

@@ -1,6 +1,10 @@
 """The law test matrix: for each law, true parameters and a design that identifies them."""
 
+import os
+import subprocess
+
 import numpy as np
+import pytest
 
 import jaxscale
 
@@ -50,3 +54,32 @@ def synthetic(name, noise=0.0, seed=0):
         y = y * np.exp(noise * np.random.default_rng(seed).standard_normal(y.shape))
     data = jaxscale.ScalingData.from_arrays(loss=y, **cov)
     return law, p, data, kw, tol
+
+
+def with_file_size_limit(argv: list[str], limit: int) -> list[str]:
+    """``argv`` run under ``RLIMIT_FSIZE = limit`` bytes: a write past it fails with EFBIG, as on a full disk.
+
+    A launcher sets the limit and ``exec``s the command (the limit survives exec), instead of a ``preexec_fn``:
+    forking a process that has started JAX's threads warns, and the suite turns warnings into errors. CPython
+    ignores SIGXFSZ, so the write fails instead of the process being killed.
+    """
+    import sys
+
+    launcher = ("import os, resource, sys; lim = int(sys.argv[1]); "
+                "resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim)); os.execv(sys.argv[2], sys.argv[2:])")
+    return [sys.executable, "-c", launcher, str(limit), *argv]
+
+
+def unprivileged(tmp_path):
+    """A command prefix under which permissions hold (root drops CAP_DAC_OVERRIDE), or skip."""
+    probe = tmp_path / "probe-ro"
+    probe.mkdir()
+    probe.chmod(0o500)
+    prefix = [] if os.geteuid() != 0 else ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    try:
+        p = subprocess.run([*prefix, "sh", "-c", f": > '{probe}/x'"], capture_output=True)
+    except OSError:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    if p.returncode == 0:
+        pytest.skip("permissions are not enforced here (root without a way to drop CAP_DAC_OVERRIDE)")
+    return prefix

@@ -11,7 +11,7 @@ import pytest
 import jaxscale
 from jaxscale import allocate as al
 from jaxscale.cli import main
-from jaxscale.errors import JaxscaleError, LawError
+from jaxscale.errors import ArgumentError, JaxscaleError, LawError
 
 # published_results.md section 2 (Epoch AI 2024, notebook cells 24-25) and 1.1 (Hoffmann, unrounded from TeX).
 EPOCH = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
@@ -221,20 +221,27 @@ def test_posterior_draws(epoch_data, tmp_path, capsys):
 
 
 def test_bad_input_errors():
-    with pytest.raises(al.AllocationError, match=r"C \(compute budget\) must be finite and > 0.*-1"):
+    with pytest.raises(ArgumentError, match=r"C\[1\] must be > 0 \(a budget in FLOPs\); got -1.0"):
         al.compute_optimal("chinchilla", EPOCH, [1e21, -1.0])
-    with pytest.raises(al.AllocationError, match=r"C \(compute budget\) must be finite and > 0"):
-        al.compute_optimal("chinchilla", EPOCH, 0.0)
+    for bad in (0.0, -1):
+        with pytest.raises(ArgumentError, match=r"^C must be > 0 \(a budget in FLOPs\)"):
+            al.compute_optimal("chinchilla", EPOCH, bad)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ArgumentError, match=r"^C must be a finite number of FLOPs"):
+            al.compute_optimal("chinchilla", EPOCH, bad)
+    # checked before the fit is read: a missing file is not opened
+    with pytest.raises(ArgumentError, match=r"^C must be > 0"):
+        al.compute_optimal(None, "no/such/fit.json", -1)
     power = dict(E=1.7, A=400.0, alpha=0.3)
     with pytest.raises(al.AllocationError, match=r"exactly the covariates \['N', 'D'\].*qualify: .*chinchilla.*kaplan"):
         al.compute_optimal("power", power, 1e21)
     with pytest.raises(al.AllocationError, match="cannot be reached at any size"):
         al.inference_optimal("chinchilla", EPOCH, 1.8, 1e12)
-    with pytest.raises(al.AllocationError, match="inference_tokens must be finite and >= 0"):
+    with pytest.raises(ArgumentError, match="inference_tokens must be finite and >= 0"):
         al.inference_optimal("chinchilla", EPOCH, 2.0, -1.0)
     with pytest.raises(al.AllocationError, match=r"needs a law of exactly the covariates \['N', 'D', 'U'\]"):
         al.data_constrained_optimal("chinchilla", EPOCH, 1e21, 1e10)
-    with pytest.raises(al.AllocationError, match="level must be in"):
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
         al.compute_optimal("chinchilla", EPOCH, 1e21, level=1.5)
     with pytest.raises(LawError, match="lacks parameters"):
         al.compute_optimal("chinchilla", dict(E=1.7), 1e21)
@@ -292,13 +299,13 @@ def test_data_constrained_over_draws():
 
 
 def test_mismatched_lengths_are_named():
-    with pytest.raises(al.AllocationError, match="C and unique_tokens must have the same length"):
+    with pytest.raises(ArgumentError, match="C and unique_tokens must have the same length"):
         al.data_constrained_optimal("data_constrained", MUENNIGHOFF, [1e21, 1e22], [1e9, 1e10, 1e11])
-    with pytest.raises(al.AllocationError, match="N and D must have the same length"):
+    with pytest.raises(ArgumentError, match="N and D must have the same length"):
         al.overtraining("chinchilla", EPOCH, N=[1e9, 2e9], D=[1e10, 2e10, 3e10])
-    with pytest.raises(al.AllocationError, match="flops_per_token must be a single number"):
+    with pytest.raises(ArgumentError, match="flops_per_token must be a finite number; got \\[6, 8\\]"):
         al.compute_optimal("chinchilla", EPOCH, 1e21, flops_per_token=[6, 8])
-    with pytest.raises(al.AllocationError, match="solver must be"):
+    with pytest.raises(ArgumentError, match="solver must be one of"):
         al.allocation_fn("chinchilla", 1e21, solver="newton")
 
 
@@ -344,5 +351,18 @@ def test_cli_allocate_errors_are_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert main(["allocate", "--fit", str(path), "--compute", "0"]) == 2
-    assert "must be finite and > 0" in capsys.readouterr().err
+        try:  # the budget is checked as an argument: by the parser (exit 2) or by the command (return 2)
+            code = main(["allocate", "--fit", str(path), "--compute", "0"])
+        except SystemExit as e:
+            code = e.code
+    assert code == 2 and "must be > 0" in capsys.readouterr().err
+
+
+def test_allocation_json_is_written_atomically(tmp_path):
+    res = al.compute_optimal("chinchilla", EPOCH, [1e22, 5.88e23])
+    res.to_json(tmp_path / "a.json")
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert [r["compute"] for r in doc["records"]] == [1e22, 5.88e23] and doc["level"] == 0.9
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    with pytest.raises(ArgumentError, match="path .*: directory .* does not exist"):
+        res.to_json(tmp_path / "no" / "a.json")

@@ -13,7 +13,8 @@ import pytest
 import jaxscale
 import jaxscale.derived as dv
 from jaxscale import bayes
-from jaxscale.errors import DataError, LawError
+from jaxscale import validate
+from jaxscale.errors import ArgumentError, DataError, LawError
 
 SMALL = dict(num_chains=2, num_warmup=300, num_samples=300)
 HOFF = jaxscale.HOFFMANN_UNROUNDED
@@ -85,6 +86,18 @@ def test_model_bad_input(demo, bad, match):
         bayes.model("chinchilla", demo, **bad)
 
 
+@pytest.mark.parametrize("fixed, match", [
+    ({"gamma": 1.0}, r"fixed names unknown parameter\(s\) \['gamma'\]"),
+    ({"E": float("nan")}, "fixed E must be a finite number"),
+    ({"alpha": -0.3}, "fixed alpha=-0.3 is outside the support"),
+    ({"E": "1.7"}, "fixed E must be a finite number"),
+])
+def test_model_bad_fixed_values(demo, fixed, match):
+    with pytest.raises(ArgumentError, match=match):
+        bayes.model("chinchilla", demo, fixed=fixed)
+    assert bayes.model("chinchilla", demo, fixed={"E": np.float32(1.5)}).fixed == {"E": 1.5}
+
+
 def test_published_prior_only_for_chinchilla(demo):
     with pytest.raises(LawError, match="only for the 'chinchilla' law"):
         bayes.model(jaxscale.laws.get("power", resource="N"), demo, priors="published")
@@ -100,15 +113,51 @@ def test_hierarchical_needs_two_groups(demo):
 
 
 @pytest.mark.parametrize("arg, value", [("num_chains", 0), ("num_samples", 0), ("num_warmup", -1),
-                                        ("num_chains", 1.5), ("target_accept_prob", 1.0)])
-def test_sample_bad_counts(demo, arg, value):
-    with pytest.raises(LawError, match=arg):
-        bayes.sample("chinchilla", demo, key=0, **{arg: value})
+                                        ("num_chains", 1.5), ("thinning", True), ("max_tree_depth", 0),
+                                        ("prior_draws", -1), ("target_accept_prob", 1.0),
+                                        ("target_accept_prob", float("nan")), ("key", 1.5), ("key", -1),
+                                        ("key", "seed")])
+def test_sample_bad_arguments(demo, arg, value):
+    kw = {"key": 0, arg: value}
+    with pytest.raises(ArgumentError, match=arg):
+        bayes.sample("chinchilla", demo, **kw)
 
 
-def test_sample_needs_a_key(demo):
-    with pytest.raises(LawError, match="PRNG key"):
-        bayes.sample("chinchilla", demo)
+def test_default_key_is_documented_and_same_key_same_draws():
+    """No key means validate.DEFAULT_KEY (0), for sample and every other randomised entry point of bayes."""
+    import inspect
+
+    for fn in (bayes.sample, bayes.prior_predictive, bayes.sample_many, bayes.sbc):
+        assert inspect.signature(fn).parameters["key"].default == validate.DEFAULT_KEY == 0, fn.__name__
+    from jaxscale.bayes._infer import _host_split
+
+    # sample derives every stream (fit starts, chains, predictive noise) from these words
+    np.testing.assert_array_equal(_host_split(None, 6), _host_split(0, 6))
+    np.testing.assert_array_equal(_host_split(jax.random.key(0), 6), _host_split(0, 6))
+    assert not np.array_equal(_host_split(1, 6), _host_split(0, 6))
+
+
+def test_many_and_sbc_check_levels_before_work(demo):
+    with pytest.raises(ArgumentError, match=r"levels\[1\] must be a number strictly between 0 and 1.*got 1.2"):
+        bayes.sbc("chinchilla", demo, 4, levels=(0.5, 1.2))
+    with pytest.raises(ArgumentError, match="n_datasets must be an integer >= 1"):
+        bayes.sbc("chinchilla", demo, 0)
+    law = jaxscale.laws.get("power", resource="N")
+    many = bayes.ManyPosteriors(law, {"E": np.ones((1, 1, 3))}, np.zeros(1), pd.DataFrame(), None, np.array(["ok"]),
+                                0.0)
+    assert list(many.summary(0.5).columns[:3]) == ["E_median", "E_lo", "E_hi"]
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
+        many.summary(90)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda post: bayes.predict(post, level=1.5, N=1e9, D=2e10), "level must be a number strictly between 0 and 1"),
+    (lambda post: bayes.predict(post, level=0.9, key=2.5, N=1e9, D=2e10), "key must be an int seed"),
+    (lambda post: bayes.derive(post, dv.n_opt(-1.0)), r"C must be > 0 \(a budget in FLOPs\); got -1.0"),
+])
+def test_bad_levels_keys_and_budgets_are_argument_errors(demo_post, call, match):
+    with pytest.raises(ArgumentError, match=match):
+        call(demo_post)
 
 
 # --- sampling ------------------------------------------------------------------------------------------------------
@@ -176,7 +225,7 @@ def test_chain_methods_agree(demo):
     for k in ("E", "alpha", "beta"):
         sd = float(np.std(a[k].values))
         assert abs(float(np.median(a[k].values)) - float(np.median(b[k].values))) < 0.25 * sd, k
-    with pytest.raises(LawError, match="chain_method"):
+    with pytest.raises(ArgumentError, match="chain_method"):
         bayes.sample("chinchilla", demo, key=0, chain_method="parallel")
 
 
@@ -436,7 +485,7 @@ def test_cli_bayes_bad_input(tmp_path, demo):
     pd.DataFrame(dict(N=demo.covariates["N"], D=demo.covariates["D"], loss=demo.y)).to_csv(csv, index=False)
     r = subprocess.run([sys.executable, "-m", "jaxscale.cli", "bayes", str(csv), "--chains", "0"],
                        capture_output=True, text=True, timeout=600)
-    assert r.returncode == 2 and "num_chains must be an integer >= 1" in r.stderr
+    assert r.returncode == 2 and "chains must be an integer >= 1" in r.stderr
     r = subprocess.run([sys.executable, "-m", "jaxscale.cli", "bayes", str(csv), "--pooling", "partial"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "'group' column" in r.stderr
@@ -521,7 +570,7 @@ def test_few_runs_warn_at_the_caller():
                                             r"\(HalfNormal\(0.05\)\).*at least 3 runs, or run_effect=False") as rec:
         bayes.model(law, data)
     assert len(rec) == 1 and rec[0].filename == __file__
-    with pytest.warns(RuntimeWarning, match="run effect with 2 runs") as rec, pytest.raises(LawError, match="num_chains"):
+    with pytest.warns(RuntimeWarning, match="run effect with 2 runs") as rec, pytest.raises(ArgumentError, match="num_chains"):
         bayes.sample(law, data, key=0, num_chains=0)  # the model (and its warning) comes before the check
     assert len(rec) == 1 and rec[0].filename == __file__
     with pytest.warns(RuntimeWarning, match=r"HalfNormal\(0.2\)"):

@@ -1,8 +1,9 @@
-"""``jaxscale bench``: report structure, the fit reaching Epoch's optimum, device and input errors.
+"""``jaxscale bench``: report structure, the fit reaching Epoch's optimum, device and input errors, the command.
 
 Tiny settings only: speed itself is measured by the command (benchmarks/README.md), not asserted here.
 """
 
+import argparse
 import importlib.util
 import json
 import math
@@ -14,7 +15,9 @@ import pytest
 import jaxscale
 from jaxscale import bench
 from jaxscale.bench import EPOCH_OPTIMUM, BenchError, run_bench
+from jaxscale.cli import bench as bench_command
 from jaxscale.cli import main
+from jaxscale.errors import ArgumentError
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,25 @@ def test_cli_writes_json(epoch_csv, tmp_path, capsys):
     assert d["settings"]["repeats"] == 1 and d["device"]["platform"] == jax.default_backend()
 
 
+def _bench_args(*argv):
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    bench_command.add_parser(sub)
+    return sub.choices["bench"].parse_args(list(argv))
+
+
+def test_command_module_runs_alone_and_checks_its_output_first(epoch_csv, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "b.json"
+    args = _bench_args("--parts", "fit", "--data", str(epoch_csv), "--sizes", "64", "--repeats", "0",
+                       "--scipy-starts", "0", "--json", str(out))
+    assert bench_command.run(args) == 0
+    assert json.loads(out.read_text())["results"]["fit"]["sizes"][0]["n_starts"] == 64
+    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]  # written atomically: no temporary left
+    capsys.readouterr()
+    monkeypatch.setattr(bench_command, "run_bench", lambda *a, **k: pytest.fail("ran before checking --json"))
+    with pytest.raises(ArgumentError, match="--json .*does not exist"):
+        bench_command.run(_bench_args("--parts", "fit", "--json", str(tmp_path / "no" / "b.json")))
+
+
 MISSING = next((p for p in ("gpu", "tpu") if p not in bench.available_platforms()), None)
 
 
@@ -108,8 +130,10 @@ def test_unknown_part_and_bad_settings_are_errors(capsys):
     assert "unknown part 'foo'; expected some of fit, bootstrap, nuts, sbc" in capsys.readouterr().err
     with pytest.raises(BenchError, match="sizes must be numbers of starts >= 1; got '0'"):
         run_bench(["fit"], sizes="64,0")
-    with pytest.raises(BenchError, match="repeats must be an integer >= 0"):
+    with pytest.raises(ArgumentError, match="repeats must be an integer >= 0; got -1"):
         run_bench(["fit"], repeats=-1)
+    with pytest.raises(ArgumentError, match="bootstrap_resamples must be an integer >= 2; got 1"):
+        run_bench(["fit"], bootstrap_resamples=1)
     with pytest.raises(BenchError, match="unknown device 'npu'"):
         run_bench(["fit"], device="npu")
 

@@ -1,5 +1,6 @@
 """Bootstrap: correctness, determinism across chunking/sharding, failures, derived quantities, Epoch's numbers."""
 
+import json
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 import jaxscale
 import jaxscale.derived as dv
-from jaxscale.errors import DerivedError, FitError
+from jaxscale.errors import ArgumentError, DerivedError, FitError
 from jaxscale.uncertainty import _draw_indices
 
 from helpers import synthetic
@@ -165,7 +166,7 @@ def test_cluster_bootstrap_resamples_whole_runs():
     no_runs = jaxscale.ScalingData.from_frame(df.drop(columns="run"), N="N", D="D", loss="loss")  # "run" is read
     with pytest.raises(FitError, match="needs a 'run' or 'group' column"):
         jaxscale.bootstrap("chinchilla", no_runs, 10, key=0, method="cluster")
-    with pytest.raises(FitError, match="only applies to method='cluster'"):
+    with pytest.raises(ArgumentError, match="only applies to method='cluster'"):
         jaxscale.bootstrap("chinchilla", d, 10, key=0, cluster="run")
 
 
@@ -201,7 +202,9 @@ def _fragile_law():
 def test_a_diverging_replicate_is_excluded_and_does_not_poison_the_batch():
     """log(a + b log x) from (a, b) = (3, -0.5) is NaN at x > e^6: replicates holding such a point diverge."""
     x = np.concatenate([np.logspace(1, 2.5, 28), [1e7, 1e8]])
-    d = jaxscale.ScalingData.from_arrays(x=x, loss=4.0 - 0.1 * np.log(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # two clusters far apart, by design: "looks like mixed units"
+        d = jaxscale.ScalingData.from_arrays(x=x, loss=4.0 - 0.1 * np.log(x))
     law = _fragile_law()
     point = jaxscale.fit(law, d)
     with pytest.warns(RuntimeWarning, match=r"bootstrap replicates failed \(\d+ diverged\) and are excluded"):
@@ -260,24 +263,55 @@ def test_derive_rejects_bad_functions():
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10", None])
 def test_n_resamples_must_be_a_positive_integer(bad):
-    with pytest.raises(FitError, match="n_resamples must be an integer >= 1"):
+    with pytest.raises(ArgumentError, match="n_resamples must be an integer >= 1"):
         jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), bad, key=0)
 
 
-def test_other_bad_arguments():
+def test_bad_arguments_are_rejected_before_any_fit():
     d = jaxscale.demo_data()
-    with pytest.raises(FitError, match="method must be one of"):
+    with pytest.raises(ArgumentError, match="method must be one of"):
         jaxscale.bootstrap("chinchilla", d, 10, key=0, method="wild")
-    with pytest.raises(FitError, match="needs a PRNG key"):
-        jaxscale.bootstrap("chinchilla", d, 10, key=None)
+    with pytest.raises(ArgumentError, match=r"key must be an int seed in \[0, 2\*\*64\) or a jax.random.key; got 'ab"):
+        jaxscale.bootstrap("chinchilla", d, 10, key="abc")
+    with pytest.raises(ArgumentError, match="max_iter must be an integer >= 1; got -1"):
+        jaxscale.bootstrap("chinchilla", d, 10, key=0, max_iter=-1)
+    with pytest.raises(ArgumentError, match="dtype must be 'float32' or 'float64'; got 'bogus'"):
+        jaxscale.bootstrap("chinchilla", d, 10, dtype="bogus")
+    with pytest.raises(ArgumentError, match=r"n_resamples=\d+ needs about .* GiB of host memory"):
+        jaxscale.bootstrap("chinchilla", d, 10**20)
+    with pytest.raises(ArgumentError, match="point must be a FitResult"):
+        jaxscale.bootstrap("chinchilla", d, 10, point={"E": 1.7})
+    with pytest.raises(ArgumentError, match=r"cluster must be one of \['run', 'group'\]; got 'family'"):
+        jaxscale.bootstrap("chinchilla", d, 10, method="cluster", cluster="family")
+
+
+def test_result_methods_check_their_arguments_first(tmp_path):
+    d = jaxscale.demo_data()
     point = jaxscale.fit("chinchilla", d, starts=64, key=0)
-    with pytest.raises(FitError, match="max_iter must be an integer >= 1; got -1"):
-        jaxscale.bootstrap("chinchilla", d, 10, key=0, point=point, max_iter=-1)
-    b = jaxscale.bootstrap("chinchilla", d, 10, key=0, starts="warm")
-    with pytest.raises(FitError, match="level must be a number in"):
+    # 50 warm replicates: the compiled solve test_fixed_parameters_have_zero_spread... uses too
+    b = jaxscale.bootstrap("chinchilla", d, 50, starts="warm", point=point)  # the default key, 0
+    assert b.settings["key"] == 0
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
         b.ci(level=95)
-    with pytest.raises(FitError, match="interval method must be one of"):
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
+        b.ci(level=2, method="bca")
+    assert "jack" not in b._cache  # rejected before the jackknife refits
+    with pytest.raises(ArgumentError, match="interval method must be one of"):
         b.ci(method="basic")
+    with pytest.raises(ArgumentError, match="interval method must be one of"):
+        b.to_dict(method="basic")
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
+        b.to_dict(level=0.0)
+    with pytest.raises(ArgumentError, match="scale must be one of"):
+        b.se("log")
+    with pytest.raises(ArgumentError, match="replicate must be an integer <= 49; got 50"):
+        b.resample(50)
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
+        b.derive(dv.exponent_a).ci(1.5)
+    b.to_json(tmp_path / "boot.json")
+    doc = json.loads((tmp_path / "boot.json").read_text())  # strict JSON (allow_nan=False when written)
+    assert sum(doc["status_counts"].values()) == 50 and len(doc["draws"]["E"]) == b.n_resamples - b.n_failed
+    assert [p.name for p in tmp_path.iterdir()] == ["boot.json"]
 
 
 def test_bca_matches_scipy_for_the_mean():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import jaxscale
-from jaxscale.errors import DataError, FitError, LawError
+from jaxscale.errors import ArgumentError, FitError, LawError
 from jaxscale.forecast import Calibration, CalibrationUnavailable, Forecast, backtest, calibrate, forecast
 from jaxscale.forecast.calibration import fold_cutoffs, weighted_quantile
 from jaxscale.forecast.stacking import stacking_weights
@@ -167,7 +167,7 @@ def test_bad_law_lists_are_clear_errors(law, error):
 
 @pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
 def test_level_outside_zero_one_is_an_error(level):
-    with pytest.raises(FitError, match=r"level must be a number in \(0, 1\)"):
+    with pytest.raises(ArgumentError, match=r"level must be a number strictly between 0 and 1"):
         backtest(POWER, power_data(0), split=SPLIT, key=0, level=level)
 
 

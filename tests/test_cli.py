@@ -62,7 +62,7 @@ def test_laws_lists_formulas():
         (["fit", "/nonexistent.csv"], "No such data file"),
         (["fit", "{csv}", "--law", "chinchila"], "Unknown law 'chinchila'"),
         (["fit", "{csv}", "--col", "N=nope"], "Column 'nope' (mapped to N) is not in the data"),
-        (["fit", "{csv}", "--fix", "gamma=1"], "fixed names unknown parameter"),
+        (["fit", "{csv}", "--fix", "gamma=1"], "--fix names unknown parameter"),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path, args, message):
@@ -115,7 +115,7 @@ def test_bootstrap_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "needs a 'run' or 'group' column" in r.stderr
     r = run("bootstrap", str(tmp_path / "d.csv"), "-n", "0")
-    assert r.returncode == 2 and "n_resamples must be an integer >= 1; got 0" in r.stderr
+    assert r.returncode == 2 and "--resamples must be an integer >= 1; got 0" in r.stderr
 
 
 def _demo_csv(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import jaxscale
 from jaxscale import downstream
 from jaxscale._draws import ParamSource
-from jaxscale.errors import DataError, FitError, JaxscaleError, LawError
+from jaxscale.errors import ArgumentError, DataError, FitError, JaxscaleError, LawError
 from jaxscale.fit import numpy_rng
 
 OBS_FILE = ("observational_scaling_laws", "base_llm_benchmark_eval.csv")
@@ -166,12 +166,15 @@ def test_two_stage_new_model_adds_scatter_reproducibly(two_stages):
     # The table's quantiles are those of accuracy_draws(), residuals included.
     q = np.quantile(a.accuracy_draws(), [0.05, 0.5, 0.95], axis=0)
     np.testing.assert_allclose(q, a.table[["accuracy_lo", "accuracy_median", "accuracy_hi"]].to_numpy().T, rtol=1e-10)
-    with pytest.raises(FitError, match=r"new_model=True needs data="):
+    # the default key is 0: same key, same result
+    pd.testing.assert_frame_equal(downstream.two_stage(stage1, stage2, N=HELD_N, D=HELD_D, new_model=True,
+                                                       data=data2).table, a.table)
+    with pytest.raises(ArgumentError, match=r"new_model=True needs data="):
         downstream.two_stage(stage1, stage2, N=HELD_N, D=HELD_D, new_model=True)
-    with pytest.raises(FitError, match=r"two_stage: data= draws residuals at random and needs key="):
-        downstream.two_stage(stage1, stage2, N=HELD_N, D=HELD_D, new_model=True, data=data2)
-    with pytest.raises(FitError, match=r"data= and key= .* apply only with new_model=True"):
+    with pytest.raises(ArgumentError, match=r"data= draws a new model's scatter and applies only with new_model=True"):
         downstream.two_stage(stage1, stage2, N=HELD_N, D=HELD_D, data=data2, key=0)
+    with pytest.raises(ArgumentError, match=r"key must be an int seed"):
+        downstream.two_stage(stage1, stage2, N=HELD_N, D=HELD_D, new_model=True, data=data2, key=1.5)
     with pytest.raises(DataError, match=r"two_stage: data= is not the data the fit used \(its fingerprint differs\)"):
         downstream.two_stage(stage1, stage2, N=HELD_N, D=HELD_D, new_model=True, data=data2.subset(np.arange(29)),
                              key=0)
@@ -328,8 +331,14 @@ def test_floor_above_the_data_is_rejected():
         downstream.fit_accuracy(data, floor=0.8)
     with pytest.raises(FitError, match=r"ceiling=0.2 is at or below the lowest observed accuracy 0.3"):
         downstream.fit_accuracy(data, ceiling=0.2)
-    with pytest.raises(FitError, match=r"floor must be a number in \(0, 1\)"):
+    with pytest.raises(ArgumentError, match=r"floor must be a number in \(0, 1\)"):
         downstream.fit_accuracy(data, floor=1.0)
+    with pytest.raises(ArgumentError, match=r"ceiling=0.4 must be above floor=0.5"):
+        downstream.fit_accuracy(data, floor=0.5, ceiling=0.4)
+    with pytest.raises(ArgumentError, match=r"method must be one of"):
+        downstream.fit_accuracy(data, n_resamples=10, method="wild")
+    with pytest.raises(ArgumentError, match=r"n_resamples must be an integer >= 1; got 0"):
+        downstream.fit_accuracy(data, n_resamples=0)
 
 
 def test_two_stage_rejects_wrong_laws_and_covariates():
@@ -346,8 +355,12 @@ def test_two_stage_rejects_wrong_laws_and_covariates():
         downstream.two_stage(chin, acc, N=[1e9, 2e9], D=[2e10, -1.0])
     with pytest.raises(LawError, match=r"loss_fit \(stage 1, \(N, D\) -> loss\): A dict of parameters needs law="):
         downstream.two_stage(dict(jaxscale.HOFFMANN_UNROUNDED), acc, N=1e9, D=2e10)
-    with pytest.raises(FitError, match="level must be a number in"):
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
         downstream.two_stage(chin, acc, N=1e9, D=2e10, level=90)
+    with pytest.raises(ArgumentError, match="max_draws must be an integer >= 1; got 0"):
+        downstream.two_stage(chin, acc, N=1e9, D=2e10, max_draws=0)
+    with pytest.raises(ArgumentError, match="flops_per_token must be > 0; got -6"):
+        downstream.two_stage(chin, acc, N=1e9, D=2e10, flops_per_token=-6)
     # Scalars broadcast against arrays: one D for every N.
     ok = downstream.two_stage(chin, acc, N=[1e9, 2e9], D=2e10)
     assert ok.table["D"].tolist() == [2e10, 2e10] and np.all(ok.table["width"] == 0)

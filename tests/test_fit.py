@@ -7,6 +7,7 @@ import pytest
 
 import jaxscale
 from jaxscale import FitError, LawError
+from jaxscale.errors import ArgumentError
 
 # Epoch AI (Besiroglu et al. 2024), data_analysis.ipynb cell 18 "Replicate exactly":
 # summed Huber (delta 1e-3) over Hoffmann's 4,500-start grid, 240 points.
@@ -37,7 +38,10 @@ def test_epoch_summed_huber_reproduction(epoch_huber_fit):
     assert res.objective <= 0.0010182740346 * (1 + 1e-9)
     assert res.n_at_best >= 100
     assert res.n_diverged == 0
-    assert set(res.starts["status"]) <= {"converged", "max_iter"}
+    # 15 of Hoffmann's 4,500 starts (log B = 25 with one exponent 0) run off to log A ~ 5e3 and an exponent
+    # ~1e5: a finite objective, but A = exp(5e3) is not a number; they are flagged, never "converged".
+    assert set(res.starts["status"]) <= {"converged", "max_iter", "nonfinite"}
+    assert res.n_nonfinite <= 30
 
 
 def test_epoch_likelihood_reproduction(epoch_data):
@@ -164,27 +168,92 @@ def test_start_grid_of_wrong_shape():
         jaxscale.fit("chinchilla", d, starts=np.zeros((3, 4)))
     with pytest.raises(LawError, match=r"got shape \(2, 5, 1\)"):
         jaxscale.fit("chinchilla", d, starts=np.zeros((2, 5, 1)))
-    with pytest.raises(FitError, match="starts must be 'grid'"):
+    with pytest.raises(ArgumentError, match="starts must be 'grid'"):
         jaxscale.fit("chinchilla", d, starts="sobol")
-    with pytest.raises(FitError, match="need a PRNG key"):
-        jaxscale.fit("chinchilla", d, starts=10)
+    with pytest.raises(ArgumentError, match=r"starts must be an integer >= 1; got 0"):
+        jaxscale.fit("chinchilla", d, starts=0)
+    # a start count bounded by host memory, not numpy's "Maximum allowed dimension exceeded"
+    with pytest.raises(ArgumentError, match=r"starts=99999999999999999999 needs about .* GiB of host memory"):
+        jaxscale.fit("chinchilla", d, starts=99999999999999999999)
 
 
-def test_fixed_parameter_bad_value():
-    with pytest.raises(LawError, match="Parameter 'E' of law 'chinchilla' must be > 0"):
-        jaxscale.fit("chinchilla", jaxscale.demo_data(), fixed={"E": -1.0})
+def test_random_starts_default_to_key_0():
+    """Random starts without a key use the documented default key 0 (same key, same result)."""
+    from jaxscale.fit import make_problem
+
+    d = jaxscale.demo_data()
+    default = make_problem("chinchilla", d, starts=16)
+    np.testing.assert_array_equal(default.theta0, make_problem("chinchilla", d, starts=16, key=0).theta0)
+    typed = make_problem("chinchilla", d, starts=16, key=jax.random.key(0))
+    np.testing.assert_array_equal(default.theta0, typed.theta0)
+    assert not np.array_equal(default.theta0, make_problem("chinchilla", d, starts=16, key=1).theta0)
+
+
+@pytest.mark.parametrize("key", ["abc", 1.5, True, 2**64, -1, np.zeros(3, np.uint32)])
+def test_bad_keys_are_rejected_before_any_work(key):
+    with pytest.raises(ArgumentError, match=r"key must be an int seed in \[0, 2\*\*64\) or a jax.random.key"):
+        jaxscale.fit("chinchilla", jaxscale.demo_data(), key=key)
+
+
+@pytest.mark.parametrize("fixed, error", [
+    ({"E": -1.0}, r"fixed E=-1 is outside the support of law 'chinchilla''s parameter E: it must be > 0"),
+    ({"E": "x"}, r"fixed E must be a finite number; got 'x'"),
+    ({"E": np.nan}, r"fixed E must be a finite number; got nan"),
+    ({"alpha": -0.3}, r"fixed alpha=-0.3 is outside the support .* it must be > 0"),
+    ({"gamma": 1.0}, r"fixed names unknown parameter\(s\) \['gamma'\]"),
+])
+def test_fixed_parameter_bad_value(fixed, error):
+    with pytest.raises(ArgumentError, match=error):
+        jaxscale.fit("chinchilla", jaxscale.demo_data(), fixed=fixed)
+
+
+def test_numpy_scalars_are_accepted():
+    """np.float32 delta and NumPy fixed values are numbers like any other (set-up only: no solve needed)."""
+    from jaxscale.fit import make_problem
+
+    p = make_problem("chinchilla", jaxscale.demo_data(), delta=np.float32(1e-3), fixed={"E": np.float32(1.5)},
+                     max_iter=np.int64(50))
+    assert p.objective.delta == float(np.float32(1e-3)) and p.fixed == {"E": 1.5} and p.max_iter == 50
+    assert p.free.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0] and np.all(p.theta0[:, 0] == np.log(1.5))
 
 
 def test_bad_settings():
     d = jaxscale.demo_data()
-    with pytest.raises(FitError, match="Unknown objective 'l1'"):
+    with pytest.raises(ArgumentError, match=r"objective must be one of \['huber', 'squared', 'likelihood'\]; got 'l1'"):
         jaxscale.fit("chinchilla", d, objective="l1")
-    with pytest.raises(FitError, match="delta must be a positive number"):
+    with pytest.raises(ArgumentError, match="delta must be > 0; got 0"):
         jaxscale.fit("chinchilla", d, delta=0)
-    with pytest.raises(LawError, match=r"fixed names unknown parameter\(s\) \['gamma'\]"):
-        jaxscale.fit("chinchilla", d, fixed={"gamma": 1.0})
-    with pytest.raises(FitError, match="dtype must be"):
+    with pytest.raises(ArgumentError, match="dtype must be 'float32' or 'float64'; got 'bogus'"):
+        jaxscale.fit("chinchilla", d, dtype="bogus")
+    with pytest.raises(ArgumentError, match="dtype must be"):
         jaxscale.fit("chinchilla", d, dtype="int32")
+    with pytest.raises(ArgumentError, match="max_iter must be an integer >= 1; got 0"):
+        jaxscale.fit("chinchilla", d, max_iter=0)
+    with pytest.raises(ArgumentError, match="ftol must be a finite number; got nan"):
+        jaxscale.fit("chinchilla", d, ftol=float("nan"))
+    with pytest.raises(ArgumentError, match="memory_limit must be an integer >= 1; got -5"):
+        jaxscale.fit("chinchilla", d, memory_limit=-5)
+
+
+def test_starts_running_off_to_infinity_are_nonfinite_not_converged(tmp_path):
+    """log A = 1e3 is a finite start, but exp(1e3) = inf: such a start is flagged and never the best fit."""
+    d = jaxscale.demo_data()
+    with pytest.raises(FitError, match=r"All 4 starts diverged: 4 of 4 nonfinite \(the parameters ran off to "
+                                       r"non-finite values"):
+        jaxscale.fit("chinchilla", d, starts=np.full((4, 5), 1e3))
+    law = jaxscale.laws.get("chinchilla")
+    good = law.from_natural(jaxscale.HOFFMANN_UNROUNDED)
+    res = jaxscale.fit(law, d, starts=np.concatenate([np.full((2, 5), 1e3), good[None]]))
+    assert list(res.starts["status"]) == ["nonfinite", "nonfinite", "converged"]
+    assert res.n_nonfinite == 2 and res.n_diverged == 0 and res.status == "converged"
+    assert res.status_counts == {"converged": 1, "nonfinite": 2}
+    assert all(np.isfinite(v) for v in res.params.values())
+    res.to_json(tmp_path / "fit.json")
+    text = (tmp_path / "fit.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    doc = json.loads(text)
+    assert doc["status"] == "converged" and doc["status_counts"]["nonfinite"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.json"]  # written atomically: no temporary left behind
 
 
 def test_result_json_and_predict(tmp_path, epoch_huber_fit, epoch_data):

@@ -1,5 +1,6 @@
 """Forecast and backtest: accuracy, calibration, reproducibility, provenance, bad input, CLI."""
 
+import importlib
 import json
 import os
 import warnings
@@ -9,9 +10,9 @@ import pandas as pd
 import pytest
 
 import jaxscale
-from jaxscale.errors import DataError, FitError, JaxscaleError
+from jaxscale.errors import ArgumentError, DataError, JaxscaleError
 from jaxscale.cli import build_parser
-from jaxscale.cli import forecast as forecast_commands
+
 from jaxscale.forecast import BACKTEST_SAMPLES, Forecast, backtest, crps_samples, forecast
 from jaxscale.forecast._split import check_counts
 
@@ -131,8 +132,22 @@ def test_bad_flag_column_and_fixed_parameters_count():
     assert bt.summary["n_train"] == 2 and bt.summary["n_test"] == 46
     with pytest.raises(DataError, match="leaves 2 training point.*3 free parameter"):
         backtest("power", frame.iloc[:48], split={"x": 130.0}, x="x")
-    with pytest.raises(FitError, match="method must be one of"):
+    with pytest.raises(ArgumentError, match="method must be one of"):
         backtest("power", frame.iloc[:48], split="Training", method="mcmc", x="x")
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(key="abc"), r"key must be an int seed in \[0, 2\*\*64\) or a jax.random.key; got 'abc'"),
+    (dict(resamples=1), r"resamples must be an integer >= 2; got 1"),
+    (dict(dtype="bogus"), r"dtype must be 'float32' or 'float64'; got 'bogus'"),
+    (dict(fixed={"E": np.nan}), r"fixed E must be a finite number; got nan"),
+    (dict(starts=99999999999999999999), r"starts=99999999999999999999 needs about .* GiB of host memory"),
+    (dict(method="fit", bootstrap_method="pairs"), r"bootstrap_method applies to method='bootstrap' only"),
+    (dict(method="bootstrap", bootstrap_method="wild"), r"bootstrap_method must be one of"),
+])
+def test_bad_arguments_are_rejected_before_the_data_are_read(kwargs, error):
+    with pytest.raises(ArgumentError, match=error):  # the data file does not exist: it is never opened
+        backtest("power", "no/such/data.csv", split={"x": 1e3}, **kwargs)
 
 
 def test_residual_intervals_need_a_residual_degree_of_freedom():
@@ -287,8 +302,9 @@ def test_stored_draws_are_capped_evenly_and_load_says_so(tmp_path):
 
 
 def _cli(argv):
-    """The command's own code (``jaxscale.cli.forecast.run``), without ``main``'s error handling: errors raise."""
-    return forecast_commands.run(build_parser().parse_args(argv))
+    """The command's own code (``jaxscale.cli.<command>.run``), without ``main``'s error handling: errors raise."""
+    args = build_parser().parse_args(argv)
+    return importlib.import_module(f"jaxscale.cli.{args.command}").run(args)
 
 
 def _runs_csv(tmp_path):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import jaxscale
-from jaxscale.errors import DataError, FitError
+from jaxscale.errors import ArgumentError, DataError, FitError
 from jaxscale.isoflop import compare_approaches, envelope, group_budgets, isoflop
 
 P = jaxscale.HOFFMANN_UNROUNDED
@@ -315,26 +315,37 @@ def test_fewer_than_two_usable_budgets():
 
 def test_bad_budget_arguments():
     data = isoflop_data("20tpp")
-    with pytest.raises(DataError, match=r"budgets\[0\] = -1.0"):
+    with pytest.raises(ArgumentError, match=r"budgets\[0\] must be > 0 \(a budget in FLOPs\); got -1.0"):
         isoflop(data, budgets=[-1.0, 1e19])
-    with pytest.raises(DataError, match=r"budgets\[1\] = 0.0"):
+    with pytest.raises(ArgumentError, match=r"budgets\[1\] must be > 0 \(a budget in FLOPs\); got 0.0"):
         isoflop(data, budgets=[1e19, 0.0])
-    with pytest.raises(DataError, match="repeated"):
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ArgumentError, match=r"budgets\[1\] must be a finite number of FLOPs"):
+            isoflop(data, budgets=[1e19, bad])
+    with pytest.raises(ArgumentError, match="repeated"):
         isoflop(data, budgets=[1e19, 1e19])
+    with pytest.raises(ArgumentError, match=r"budgets must be 'auto', a column/label name, or a 1-D array"):
+        isoflop(data, budgets=np.ones((2, 2)))
     with pytest.raises(DataError, match="no group labels"):
         isoflop(data, budgets="group")
     with pytest.raises(DataError, match="needs a DataFrame or CSV path"):
         isoflop(data, budgets="nominal_budget")
     with pytest.raises(DataError, match="must be positive compute values"):
         isoflop(data.to_frame().assign(b=-data.covariates["C"]), budgets="b")
-    with pytest.raises(DataError, match="tol must be a positive"):
+    with pytest.raises(ArgumentError, match="tol must be > 0"):
         isoflop(data, tol=0)
-    with pytest.raises(DataError, match="min_points must be an integer >= 3"):
+    with pytest.raises(ArgumentError, match="min_points must be an integer >= 3"):
         isoflop(data, min_points=2)
-    with pytest.raises(FitError, match="resample must be one of"):
+    with pytest.raises(ArgumentError, match="resample must be one of"):
         isoflop(data, resample="jackknife")
-    with pytest.raises(FitError, match="level must be"):
+    with pytest.raises(ArgumentError, match="level must be"):
         isoflop(data, level=80)
+    with pytest.raises(ArgumentError, match=r"key must be an int seed in \[0, 2\*\*64\) or a jax.random.key"):
+        isoflop(data, key="abc")
+    with pytest.raises(ArgumentError, match="n_resamples must be an integer >= 0; got -1"):
+        isoflop(data, n_resamples=-1)
+    with pytest.raises(ArgumentError, match="fraction must be <= 1"):
+        isoflop(data, fraction=1.5)
     with pytest.raises(DataError, match=r"needs model size N and compute C.*lacks \['C'\]"):
         isoflop(jaxscale.ScalingData.from_arrays(N=[1e8, 2e8, 3e8], loss=[3.0, 2.9, 2.95]))
 
@@ -362,5 +373,25 @@ def test_envelope_bad_input():
         envelope(apart.drop(columns=["C"]), run="run")
     with pytest.raises(FitError, match="2 different model sizes"):
         envelope(frame[frame["run"].isin(["m2", "m3", "m4"])].drop(columns=["C"]), run="run")
-    with pytest.raises(DataError, match="n_grid"):
+    with pytest.raises(ArgumentError, match="n_grid must be an integer >= 2; got 1"):
         envelope(data, n_grid=1)
+
+
+def test_result_json_is_strict_and_methods_check_arguments(tmp_path):
+    """No bootstrap: SEs and intervals are NaN in the tables and null in the (atomically written) JSON."""
+    res = isoflop(isoflop_data("20tpp"), budgets="C", n_resamples=0)
+    res.to_json(tmp_path / "iso.json")
+    text = (tmp_path / "iso.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    doc = json.loads(text)
+    assert doc["a"]["se"] is None and doc["a"]["ci"] == [None, None] and doc["n_resamples"] == 0
+    assert doc["settings"]["key"] == 0  # the default key
+    assert [p.name for p in tmp_path.iterdir()] == ["iso.json"]
+    with pytest.raises(ArgumentError, match=r"quantity must be one of \['a', 'b', 'log_k_N', 'log_k_D'\]"):
+        res.ci("alpha")
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
+        res.summary(level=1.0)
+    with pytest.raises(ArgumentError, match=r"C\[0\] must be > 0 \(a budget in FLOPs\); got -1"):
+        res.band([-1, 1e22])
+    with pytest.raises(ArgumentError, match="level must be a number strictly between 0 and 1"):
+        compare_approaches(res, level=80)

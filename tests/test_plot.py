@@ -62,8 +62,52 @@ def _span(patch, axis):
 
 def _render(fig, tmp_path, name):
     path = tmp_path / f"{name}.png"
-    fig.savefig(path, dpi=50)
+    assert plot.save(fig, path, dpi=50) == str(path)
     assert path.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# save: checked, rendered in memory, written atomically
+
+
+def test_save_writes_the_format_its_suffix_names(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [3, 4])
+    heads = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}
+    for fmt, head in heads.items():
+        plot.save(ax if fmt == "svg" else fig, tmp_path / f"f.{fmt.upper() if fmt == 'pdf' else fmt}")
+    assert (tmp_path / "f.png").read_bytes().startswith(heads["png"])
+    assert (tmp_path / "f.PDF").read_bytes().startswith(heads["pdf"])
+    assert (tmp_path / "f.svg").read_bytes().startswith(heads["svg"])
+    plot.save(fig, tmp_path / "figure", format="png")  # format= overrides (here: supplies) the suffix
+    assert (tmp_path / "figure").read_bytes().startswith(heads["png"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.PDF", "f.png", "f.svg", "figure"]
+
+
+def test_save_checks_the_path_and_format_before_rendering(tmp_path):
+    from jaxscale.errors import ArgumentError
+
+    fig, _ = plt.subplots()
+    with pytest.raises(ArgumentError, match=r"path .*/nowhere/f.png': directory .* does not exist"):
+        plot.save(fig, tmp_path / "nowhere" / "f.png")
+    with pytest.raises(ArgumentError, match=r"is a directory"):
+        plot.save(fig, tmp_path)
+    with pytest.raises(ArgumentError, match=r"has format 'docx', which matplotlib cannot write; use one of \[.*'png'"):
+        plot.save(fig, tmp_path / "f.docx")
+    with pytest.raises(ArgumentError, match=r"has no suffix naming a format; add one \(e.g. '.png'\) or pass format="):
+        plot.save(fig, tmp_path / "figure")
+    with pytest.raises(ArgumentError, match="save writes a matplotlib Figure or Axes; got dict"):
+        plot.save({}, tmp_path / "f.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_render_leaves_the_old_figure(tmp_path):
+    path = tmp_path / "f.png"
+    path.write_bytes(b"old figure")
+    fig, _ = plt.subplots()
+    with pytest.raises(TypeError):
+        plot.save(fig, path, not_a_savefig_option=1)
+    assert path.read_bytes() == b"old figure" and [p.name for p in tmp_path.iterdir()] == ["f.png"]
 
 
 def test_contours_draw_the_law_the_data_and_the_frontier(point_fit, demo, tmp_path):

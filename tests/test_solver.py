@@ -7,9 +7,9 @@ import pytest
 
 import jaxscale
 from helpers import LAW_NAMES, case, synthetic
-from jaxscale import FitError
+from jaxscale.errors import ArgumentError
 from jaxscale.objectives import make_objective
-from jaxscale.solver import SolverConfig, _evaluate
+from jaxscale.solver import MESSAGES, STATUS_NAMES, SolverConfig, Status, _evaluate, flag_nonfinite
 
 FUSED = [n for n in LAW_NAMES if jaxscale.laws.get(n).log_predict_jac is not None]
 
@@ -95,9 +95,9 @@ def test_mixed_precision_default_and_bad_values():
     many = np.repeat(kaplan.default_starts(), -(-2048 // len(kaplan.default_starts())), 0)
     assert jaxscale.fit(kaplan, d, starts=many).settings["mixed_precision"] is False
     assert jaxscale.fit("chinchilla", d, starts=64, key=0, dtype="float32").settings["mixed_precision"] is False
-    with pytest.raises(FitError, match="mixed_precision=True needs dtype float64"):
+    with pytest.raises(ArgumentError, match="mixed_precision=True needs dtype float64"):
         jaxscale.fit("chinchilla", d, starts=64, key=0, dtype="float32", mixed_precision=True)
-    with pytest.raises(FitError, match="mixed_precision must be True, False or None; got 'yes'"):
+    with pytest.raises(ArgumentError, match="mixed_precision must be True, False or None; got 'yes'"):
         jaxscale.fit("chinchilla", d, starts=64, key=0, mixed_precision="yes")
 
 
@@ -134,3 +134,23 @@ def test_bootstrap_mixed_precision_default():
 
 def test_solver_config_is_hashable_with_approach_dtype():
     assert hash(SolverConfig(approach_dtype="float32")) != hash(SolverConfig())
+
+
+def test_status_codes_keep_their_integers_and_explain_themselves():
+    """The codes results were written with (0 converged, 1 max_iter, 2 diverged, 4 skipped), plus 3 nonfinite."""
+    assert {s.label: int(s) for s in Status} == {"converged": 0, "max_iter": 1, "diverged": 2, "nonfinite": 3,
+                                                 "skipped": 4}
+    assert STATUS_NAMES == {0: "converged", 1: "max_iter", 2: "diverged", 3: "nonfinite", 4: "skipped"}
+    assert set(MESSAGES) == set(Status) and all(Status(k).message == v for k, v in MESSAGES.items())
+    assert "raise max_iter" in Status.MAX_ITER.message
+
+
+def test_flag_nonfinite_checks_coordinates_and_natural_values():
+    law = jaxscale.laws.get("chinchilla")
+    theta = np.array([[0.5, 6.0, 6.0, 0.3, 0.3],   # fine
+                      [0.5, 1e3, 6.0, 0.3, 0.3],   # finite coordinate, A = exp(1e3) = inf
+                      [0.5, 6.0, 6.0, np.nan, 0.3],  # NaN coordinate
+                      [0.5, 1e3, 6.0, 0.3, 0.3],   # diverged already: keeps its code
+                      [-900.0, 6.0, 6.0, 0.3, 0.3]])  # E = exp(-900) = 0 is finite: a law that needs no floor
+    status = np.array([Status.CONVERGED, Status.MAX_ITER, Status.CONVERGED, Status.DIVERGED, Status.CONVERGED])
+    assert flag_nonfinite(law, theta, status).tolist() == [0, 3, 3, 2, 0]

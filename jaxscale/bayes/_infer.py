@@ -20,11 +20,12 @@ import pandas as pd
 from numpyro.infer import Predictive
 
 from jaxscale.bayes._engine import NutsConfig, compile_chains, latent_sites, unconstrain, unravel_fn
-from jaxscale.bayes._model import OBS, BayesModel, _build
+from jaxscale import validate
+from jaxscale._version import __version__
+from jaxscale.bayes._model import OBS, BayesModel, build_model
 from jaxscale.errors import DerivedError, FitError, LawError
-from jaxscale.fit import key_data, numpy_rng
-from jaxscale.laws import Law, get
-from jaxscale.laws._registry import log_covariates
+from jaxscale.fit import numpy_rng
+from jaxscale.laws import Law, get, log_covariates
 
 #: Thresholds of the diagnostics verdict (Vehtari et al. 2021, arXiv:1903.08008).
 RHAT_MAX = 1.01
@@ -33,21 +34,8 @@ ESS_MIN = 400
 
 def _host_split(key, n: int) -> np.ndarray:
     """``n`` independent keys' words ``(n, 2) uint32`` from ``key``, derived on the host (NumPy's SeedSequence)."""
-    words = key_data(_key(key) if not isinstance(key, (int, np.integer)) or isinstance(key, bool) or key < 0 else key)
+    words = validate.key_words(key)
     return np.random.SeedSequence(words.tolist()).generate_state(2 * n, np.uint32).reshape(n, 2)
-
-
-def _key(key):
-    if key is None:
-        raise LawError("sample needs a PRNG key (an int seed or jax.random.key); same key, same draws.")
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    try:
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-            return key
-        return jax.random.wrap_key_data(key)
-    except (AttributeError, TypeError, ValueError):
-        raise LawError(f"key must be an int or a jax.random key; got {key!r}.") from None
 
 
 def _import_arviz_in_background() -> None:
@@ -90,18 +78,15 @@ def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
     return join
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise LawError(f"{name} must be an integer >= 1; got {value!r}.")
-    return int(value)
-
-
 def _prior_median(d, key) -> np.ndarray:
     return np.median(np.asarray(d.sample(key, (201,))), axis=0)
 
 
-def _init_values(m: BayesModel, init, key, fit_starts=None) -> dict[str, Any]:
-    """Constrained start values for every latent site, from the point fit (or priors).
+def init_values(m: BayesModel, init, key, fit_starts=None) -> dict[str, Any]:
+    """Constrained start values for every latent site of ``m``, from the point fit (or priors).
+
+    ``init`` is ``"fit"``, ``"prior"`` or a dict of natural values; ``key`` a typed key (prior medians, random
+    fit starts); ``fit_starts`` the point fit's ``starts`` (``None``: its default grid).
 
     ``sigma`` starts at 0.05 (inside the default prior's bulk) whatever the
     fit: the damped Newton to the posterior mode that follows moves it to the
@@ -234,7 +219,7 @@ def diagnose(idata, var_names=None, rhat_max: float = RHAT_MAX, ess_min: float =
 def sample(
     law: str | Law | BayesModel,
     data=None,
-    key=None,
+    key=validate.DEFAULT_KEY,
     *,
     num_chains: int = 4,
     num_warmup: int = 1000,
@@ -276,7 +261,9 @@ def sample(
         A law name (or Law) and data (:class:`ScalingData`, DataFrame or CSV
         path with ``**columns``), or a :class:`BayesModel` from :func:`model`.
     key
-        An int seed or a ``jax.random.key``. Same key, same draws.
+        An int seed in ``[0, 2**64)``, a ``jax.random.key`` or raw ``uint32`` key data
+        (:func:`jaxscale.validate.key`); ``None`` or the default is
+        :data:`jaxscale.validate.DEFAULT_KEY` (0). Same key, same draws.
     num_chains, num_warmup, num_samples, thinning
         Chains, warmup iterations, kept draws per chain, and thinning.
     priors, likelihood, df, fixed, pooling, run_effect
@@ -345,18 +332,18 @@ def sample(
     else:
         if data is None:
             raise LawError("sample needs data (ScalingData, a DataFrame or a CSV path).")
-        m = _build(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling,
-                   run_effect=run_effect, stacklevel=3, **columns)
-    num_chains = _positive_int(num_chains, "num_chains")
-    num_warmup = _positive_int(num_warmup, "num_warmup")
-    num_samples = _positive_int(num_samples, "num_samples")
-    thinning = _positive_int(thinning, "thinning")
-    if not 0.0 < float(target_accept_prob) < 1.0:
-        raise LawError(f"target_accept_prob must be in (0, 1); got {target_accept_prob!r}.")
-    if isinstance(prior_draws, bool) or not isinstance(prior_draws, (int, np.integer)) or prior_draws < 0:
-        raise LawError(f"prior_draws must be an integer >= 0; got {prior_draws!r}.")
-    if chain_method not in ("auto", "sequential", "vectorized"):
-        raise LawError(f"chain_method must be 'auto', 'sequential' or 'vectorized'; got {chain_method!r}.")
+        m = build_model(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling,
+                        run_effect=run_effect, stacklevel=3, **columns)
+    validate.key_words(key)  # checked now, used on the host below: no JAX seeding kernel to compile
+    num_chains = validate.integer(num_chains, "num_chains")
+    num_warmup = validate.integer(num_warmup, "num_warmup")
+    num_samples = validate.integer(num_samples, "num_samples")
+    thinning = validate.integer(thinning, "thinning")
+    target_accept_prob = validate.number(target_accept_prob, "target_accept_prob", minimum=0, maximum=1,
+                                         open_min=True, open_max=True)
+    max_tree_depth = validate.integer(max_tree_depth, "max_tree_depth")
+    prior_draws = validate.integer(prior_draws, "prior_draws", minimum=0)
+    chain_method = validate.choice(chain_method, "chain_method", ("auto", "sequential", "vectorized"))
     if chain_method == "auto":
         platform = (devices[0] if devices else jax.devices()[0]).platform
         chain_method = "sequential" if platform == "cpu" else "vectorized"
@@ -375,7 +362,7 @@ def sample(
     # two compilations overlap on a 2-core CPU (4.6 s for both instead of 5.4-7.2 s one after the other).
     join = _in_thread(chains.lower(keys, batch(np.zeros(n_latent)), bargs))
     try:
-        values = _init_values(m, init, k_init, fit_starts=fit_starts)
+        values = init_values(m, init, k_init, fit_starts=fit_starts)
     finally:
         join()
     u0, _ = unconstrain(sites, values)
@@ -399,8 +386,6 @@ def sample(
 
 
 def _law_attrs(m: BayesModel, cfg: NutsConfig | None = None) -> dict[str, Any]:
-    from jaxscale import __version__
-
     attrs = {
         "jaxscale_version": __version__,
         "law": m.law.name,
@@ -542,7 +527,7 @@ def _to_inference_data(m: BayesModel, out, args, cfg, k_ppc, prior, predictive):
     return idata
 
 
-def prior_predictive(law, data=None, key=None, num_samples: int = 500, **model_kwargs):
+def prior_predictive(law, data=None, key=validate.DEFAULT_KEY, num_samples: int = 500, **model_kwargs):
     """Prior and prior-predictive draws on the data's design (ArviZ ``InferenceData``).
 
     ``prior_predictive.y`` holds simulated log-targets; compare them with
@@ -559,10 +544,11 @@ def prior_predictive(law, data=None, key=None, num_samples: int = 500, **model_k
     """
     import arviz as az
 
-    m = law if isinstance(law, BayesModel) else _build(law, data, stacklevel=3, **model_kwargs)
-    num_samples = _positive_int(num_samples, "num_samples")
+    m = law if isinstance(law, BayesModel) else build_model(law, data, stacklevel=3, **model_kwargs)
+    key = validate.key(key)
+    num_samples = validate.integer(num_samples, "num_samples")
     logx, logy, *rest = (jnp.asarray(a) for a in m.args)
-    pr = Predictive(m, num_samples=num_samples)(_key(key), logx, None, *rest)
+    pr = Predictive(m, num_samples=num_samples)(key, logx, None, *rest)
     prior = {k: np.asarray(v)[None] for k, v in pr.items() if k != OBS}
     coords = _coords(m, logy)
     return az.from_dict(prior=prior, prior_predictive={OBS: np.asarray(pr[OBS])[None]},
@@ -577,15 +563,32 @@ def law_of(idata, law: Law | None = None) -> Law:
     try:
         attrs = idata.posterior.attrs
         name = attrs["law"]
-        options = json.loads(attrs.get("law_options", "{}"))
     except (AttributeError, KeyError):
         raise LawError("This InferenceData has no jaxscale law in its attrs; pass law=.") from None
+    raw = attrs.get("law_options", "{}")
+    try:
+        options = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        options = None
+    if not isinstance(options, dict):
+        raise LawError(f"The posterior's law_options attribute must be a JSON object; got {raw!r}.")
     return get(name, **options)
 
 
-def _param_draws(idata, law: Law) -> pd.DataFrame:
+def param_draws(idata, law: Law) -> pd.DataFrame:
+    """The posterior draws of ``law``'s parameters, one column each (chain-major), fixed ones filled in.
+
+    A parameter that varies by family is a :class:`~jaxscale.errors.DerivedError` (select a family first); one
+    the posterior lacks (and that was not fixed) too.
+    """
     post = idata.posterior
-    fixed = json.loads(post.attrs.get("fixed", "{}") or "{}")
+    raw = post.attrs.get("fixed", "{}")
+    try:
+        fixed = json.loads(raw or "{}")
+    except (TypeError, ValueError):
+        fixed = None
+    if not isinstance(fixed, dict):
+        raise DerivedError(f"The posterior's 'fixed' attribute must be a JSON object; got {raw!r}.")
     cols = {}
     n = post.sizes["chain"] * post.sizes["draw"]
     for p in law.params:
@@ -620,17 +623,17 @@ def derive(idata, fn: Callable, name: str | None = None, law: Law | None = None)
     >>> tpp.draws.shape
     (1200,)
     """
-    from jaxscale.uncertainty import _derive
+    from jaxscale.uncertainty import derive_draws
 
     law = law_of(idata, law)
-    draws = _param_draws(idata, law)
+    draws = param_draws(idata, law)
     name = name or getattr(fn, "__name__", "derived")
 
     def no_bca():
         raise DerivedError("BCa intervals are for the bootstrap; posterior draws give equal-tailed credible "
                            "intervals (method='percentile').")
 
-    d = _derive(fn, name, draws.median().to_dict(), draws, no_bca)
+    d = derive_draws(fn, name, draws.median().to_dict(), draws, no_bca)
     finite = d.draws[np.all(np.isfinite(d.draws.reshape(d.draws.shape[0], -1)), 1)]
     return dataclasses.replace(d, estimate=np.median(finite, axis=0))
 
@@ -655,18 +658,16 @@ def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covaria
     >>> list(df.columns)
     ['N', 'D', 'median', 'lo', 'hi', 'pred_lo', 'pred_hi']
     """
-    from jaxscale.uncertainty import _check_level
-
-    level = _check_level(level)
+    level = validate.level(level)
+    k = validate.key(key)
     law = law_of(idata, law)
     logx = jnp.asarray(log_covariates(law, covariates))
-    draws = _param_draws(idata, law)
+    draws = param_draws(idata, law)
     theta = jnp.asarray(law.from_natural({k: draws[k].to_numpy() for k in law.param_names}))
     mu = np.asarray(jax.vmap(lambda t: jax.vmap(law.log_predict, in_axes=(None, 0))(t, logx))(theta))
     post = idata.posterior
     sigma = np.asarray(post["sigma"]).reshape(-1)
     lik = post.attrs.get("likelihood", "student_t")
-    k = _key(key)
     if lik == "student_t":
         dfv = np.asarray(post["df"]).reshape(-1) if "df" in post else np.full(sigma.shape, post.attrs["df_fixed"])
         noise = np.asarray(jax.random.t(k, jnp.asarray(dfv)[:, None], mu.shape))
@@ -674,7 +675,7 @@ def predict(idata, level: float = 0.95, key=0, law: Law | None = None, **covaria
         noise = np.asarray(jax.random.normal(k, mu.shape))
     ynew = mu + sigma[:, None] * noise
     if "run_sd" in post:  # its own stream: without a run effect the draws are what they always were
-        ynew = ynew + new_run_offsets(idata, np.random.default_rng([*key_data(k).tolist(), 1]))[:, None]
+        ynew = ynew + new_run_offsets(idata, np.random.default_rng([*validate.key_words(k).tolist(), 1]))[:, None]
     a = (1.0 - level) / 2.0
     shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in law.covariates))
     cols = {c: np.broadcast_to(np.asarray(covariates[c], float), shape).ravel() for c in law.covariates}

@@ -15,11 +15,12 @@ import pandas as pd
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer import Predictive
 
+from jaxscale import validate
 from jaxscale.bayes._engine import NutsConfig, compile_chains, latent_sites, unconstrain
-from jaxscale.bayes._infer import _init_values, _key, _positive_int
+from jaxscale.bayes._infer import init_values
 from jaxscale.bayes._model import OBS, BayesModel, model
 from jaxscale.data import ScalingData
-from jaxscale.errors import DataError, LawError
+from jaxscale.errors import DataError
 from jaxscale.laws import Law, get
 
 
@@ -52,7 +53,7 @@ class ManyPosteriors:
 
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Per dataset: ``<param>_median``, ``<param>_lo``, ``<param>_hi`` (equal-tailed ``level``), status."""
-        a = (1 - level) / 2
+        a = (1 - validate.level(level)) / 2
         rows = {}
         for p in self.law.param_names:
             if p not in self.samples:
@@ -142,14 +143,17 @@ def _finish(m: BayesModel, out, seconds: float, settings) -> ManyPosteriors:
 
 
 def _cfg(num_warmup, num_samples, thinning, target_accept_prob, max_tree_depth):
-    return NutsConfig(_positive_int(num_warmup, "num_warmup"), _positive_int(num_samples, "num_samples"),
-                      _positive_int(thinning, "thinning"), float(target_accept_prob), int(max_tree_depth), False, True)
+    target_accept_prob = validate.number(target_accept_prob, "target_accept_prob", minimum=0, maximum=1,
+                                         open_min=True, open_max=True)
+    return NutsConfig(validate.integer(num_warmup, "num_warmup"), validate.integer(num_samples, "num_samples"),
+                      validate.integer(thinning, "thinning"), target_accept_prob,
+                      validate.integer(max_tree_depth, "max_tree_depth"), False, True)
 
 
 def sample_many(
     law: str | Law,
     datasets: Sequence,
-    key=None,
+    key=validate.DEFAULT_KEY,
     *,
     num_chains: int = 1,
     num_warmup: int = 500,
@@ -180,7 +184,8 @@ def sample_many(
     datasets
         A sequence of :class:`ScalingData` (or DataFrames) with the law's covariates.
     key
-        Int seed or ``jax.random.key``. Same key, same draws, whatever the chunking.
+        Int seed, ``jax.random.key`` or raw key data (:func:`jaxscale.validate.key`; ``None`` is
+        :data:`jaxscale.validate.DEFAULT_KEY`). Same key, same draws, whatever the chunking.
     num_chains, num_warmup, num_samples, thinning, target_accept_prob
         NUTS settings per dataset.
     max_tree_depth
@@ -205,12 +210,12 @@ def sample_many(
     if isinstance(datasets, (ScalingData, str)) or not isinstance(datasets, Sequence) or len(datasets) == 0:
         raise DataError("datasets must be a non-empty list of ScalingData (or DataFrames).")
     datasets = [ScalingData.coerce(d) for d in datasets]
-    num_chains = _positive_int(num_chains, "num_chains")
+    num_chains = validate.integer(num_chains, "num_chains")
     cfg = _cfg(num_warmup, num_samples, thinning, target_accept_prob, max_tree_depth)
     logx, logy, mask = _pad(datasets, law)
     # no run effect here: every dataset is fitted with rows as independent observations
     m = model(law, datasets[0], priors=priors, likelihood=likelihood, df=df, fixed=fixed, run_effect=False)
-    key = _key(key)
+    key = validate.key(key)
     k_init, k_run = jax.random.split(key)
     example = (jnp.asarray(logx[0]), jnp.asarray(logy[0]), jnp.zeros(logy.shape[1], jnp.int32), jnp.asarray(mask[0]))
     sites = latent_sites(m, example)
@@ -219,11 +224,11 @@ def sample_many(
         mk = m
         if init == "fit":
             mk = model(law, d, priors=priors, likelihood=likelihood, df=df, fixed=fixed, run_effect=False)
-        vals = _init_values(mk, init, jax.random.fold_in(k_init, k), fit_starts=64)
+        vals = init_values(mk, init, jax.random.fold_in(k_init, k), fit_starts=64)
         u, unravel = unconstrain(sites, vals)
         u0.append(np.asarray(u))
     K = len(datasets)
-    chunk = K if chunk_size is None else _positive_int(chunk_size, "chunk_size")
+    chunk = K if chunk_size is None else validate.integer(chunk_size, "chunk_size")
     out = _run_many(m, logx, logy, mask, np.stack(u0), k_run, cfg, num_chains, min(chunk, K), devices, unravel)
     settings = dict(num_chains=num_chains, **cfg._asdict(), init=str(init) if isinstance(init, str) else "dict")
     return _finish(m, out, time.perf_counter() - t0, settings)
@@ -265,7 +270,7 @@ def sbc(
     law: str | Law,
     design,
     n_datasets: int,
-    key=None,
+    key=validate.DEFAULT_KEY,
     *,
     levels: Sequence[float] = (0.5, 0.9),
     n_bins: int = 20,
@@ -304,13 +309,13 @@ def sbc(
     """
     t0 = time.perf_counter()
     law = get(law)
-    n_datasets = _positive_int(n_datasets, "n_datasets")
-    for lev in levels:
-        if not 0 < lev < 1:
-            raise LawError(f"levels must be in (0, 1); got {lev!r}.")
+    n_datasets = validate.integer(n_datasets, "n_datasets")
+    levels = validate.levels(levels)
+    n_bins = validate.integer(n_bins, "n_bins")
+    num_chains = validate.integer(num_chains, "num_chains")
     design = ScalingData.coerce(design)
     m = model(law, design, priors=priors, likelihood=likelihood, df=df, fixed=fixed, run_effect=False)
-    key = _key(key)
+    key = validate.key(key)
     k_sim, k_run, k_init = jax.random.split(key, 3)
     logx, _, group, mask = (jnp.asarray(a) for a in m.args)
     sim = Predictive(m, num_samples=n_datasets)(k_sim, logx, None, group, mask)
@@ -325,15 +330,14 @@ def sbc(
             d = ScalingData.from_arrays(**{c: np.exp(np.asarray(logx)[:, i]) for i, c in enumerate(law.covariates)},
                                         loss=np.exp(ys[k]))
             mk = model(law, d, priors=priors, likelihood=likelihood, df=df, fixed=fixed)
-        vals = _init_values(mk, init, jax.random.fold_in(k_init, k), fit_starts=64)
+        vals = init_values(mk, init, jax.random.fold_in(k_init, k), fit_starts=64)
         u, unravel = unconstrain(sites, vals)
         u0.append(np.asarray(u))
     K = n_datasets
     X = np.broadcast_to(np.asarray(logx), (K,) + logx.shape)
     M = np.broadcast_to(np.asarray(mask), (K,) + mask.shape)
-    chunk = K if chunk_size is None else min(_positive_int(chunk_size, "chunk_size"), K)
-    out = _run_many(m, X, ys, M, np.stack(u0), k_run, cfg, _positive_int(num_chains, "num_chains"), chunk, devices,
-                    unravel)
+    chunk = K if chunk_size is None else min(validate.integer(chunk_size, "chunk_size"), K)
+    out = _run_many(m, X, ys, M, np.stack(u0), k_run, cfg, num_chains, chunk, devices, unravel)
     post = _finish(m, out, time.perf_counter() - t0, dict(cfg._asdict()))
     keep = post.status != "failed"
     ranks, cov_rows, uni_rows = {}, [], []

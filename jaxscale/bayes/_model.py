@@ -13,6 +13,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import biject_to
 
+from jaxscale import validate
 from jaxscale.bayes._priors import RUN_SD_PRIOR, TAU_PRIOR, resolve_priors
 from jaxscale.data import ScalingData
 from jaxscale.errors import DataError, LawError
@@ -24,15 +25,6 @@ POOLING_MODES = ("shared", "partial", "separate")
 OBS = "y"
 #: With a run effect over fewer distinct runs than this, a warning: ``run_sd`` then rests mostly on its prior.
 MIN_RUNS = 3
-
-
-def _fit_coordinate(law: Law, i: int, v):
-    t = law.params[i].transform
-    if t == "log":
-        return jnp.log(v)
-    if t == "logit":
-        return jnp.log(v) - jnp.log1p(-v)
-    return v
 
 
 class BayesModel:
@@ -129,8 +121,8 @@ class BayesModel:
         """Log prediction per point from natural values (vmapped law)."""
         law = self.law
         cols = []
-        for i, p in enumerate(law.params):
-            th = _fit_coordinate(law, i, values[p.name])
+        for p in law.params:
+            th = p.transform_fn.to_fit(jnp.asarray(values[p.name]))
             th = th[group] if jnp.ndim(th) == 1 else jnp.broadcast_to(th, group.shape)
             cols.append(th)
         theta = jnp.stack(cols, axis=-1)
@@ -278,8 +270,8 @@ def model(
     >>> sorted(m.priors)
     ['A', 'B', 'E', 'alpha', 'beta', 'df', 'sigma']
     """
-    return _build(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling,
-                  tau_scale=tau_scale, run_effect=run_effect, stacklevel=3, **columns)
+    return build_model(law, data, priors=priors, likelihood=likelihood, df=df, fixed=fixed, pooling=pooling,
+                       tau_scale=tau_scale, run_effect=run_effect, stacklevel=3, **columns)
 
 
 def _run_effect_on(data: ScalingData, run_effect) -> bool:
@@ -316,9 +308,13 @@ def _warn_few_runs(m: BayesModel, stacklevel: int) -> None:
                       RuntimeWarning, stacklevel=stacklevel + 1)
 
 
-def _build(law, data, *, priors=None, likelihood="student_t", df=None, fixed=None, pooling=None, tau_scale=None,
-           run_effect="auto", stacklevel: int = 2, **columns) -> BayesModel:
-    """:func:`model`'s body; a warning points ``stacklevel`` frames up from here (2: this function's caller)."""
+def build_model(law, data, *, priors=None, likelihood="student_t", df=None, fixed=None, pooling=None, tau_scale=None,
+                run_effect="auto", stacklevel: int = 2, **columns) -> BayesModel:
+    """:func:`model` for callers inside jaxscale: a warning points ``stacklevel`` frames up from here.
+
+    ``stacklevel=2`` blames this function's caller; an entry point that calls it passes 3 so the warning names
+    the user's line.
+    """
     law = get(law)
     if likelihood not in LIKELIHOODS:
         raise LawError(f"likelihood must be one of {list(LIKELIHOODS)}; got {likelihood!r}.")
@@ -331,13 +327,7 @@ def _build(law, data, *, priors=None, likelihood="student_t", df=None, fixed=Non
     if tau_scale is not None and (not np.isfinite(tau_scale) or tau_scale <= 0):
         raise LawError(f"tau_scale must be a positive number; got {tau_scale!r}.")
     data = ScalingData.coerce(data, **columns)
-    if fixed:
-        unknown = set(fixed) - set(law.param_names)
-        if unknown:
-            raise LawError(f"fixed names {sorted(unknown)}, but law {law.name!r} has parameters {list(law.param_names)}.")
-        for k, v in fixed.items():
-            law.to_fit(k, v)  # checks the domain
-        fixed = {k: float(v) for k, v in fixed.items()}
+    fixed = validate.fixed(law, fixed)
     pool = _check_pooling(law, pooling, fixed)
     if pool is not None:
         if data.group is None:

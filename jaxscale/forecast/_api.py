@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Sequence
 
@@ -9,10 +10,10 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxscale import __version__
+from jaxscale import validate
+from jaxscale._version import __version__
 from jaxscale.data import COVARIATE_KEYS, ScalingData
-from jaxscale.errors import DataError, FitError, JaxscaleError, LawError
-from jaxscale.fit import key_repr
+from jaxscale.errors import ArgumentError, DataError, FitError, JaxscaleError, LawError
 from jaxscale.forecast._inputs import coerce, drop_top, points as make_points, require_covariates, split_kwargs
 from jaxscale._io import json_safe
 from jaxscale.forecast._predictive import PREDICTIVES, Predictive, Problem, noise_rng, note, warn_user
@@ -21,7 +22,6 @@ from jaxscale.forecast._split import METHODS, check_counts, extrapolation_axis, 
 from jaxscale.forecast.calibration import REFIT_OPTIONS, CalibrationUnavailable, calibrate, fold_cutoffs
 from jaxscale.forecast.stacking import stacking_weights
 from jaxscale.laws import Law, get
-from jaxscale.uncertainty import check_level
 
 
 def resolve_laws(law) -> tuple[Law, ...]:
@@ -41,17 +41,31 @@ def resolve_laws(law) -> tuple[Law, ...]:
     return laws
 
 
-def _checked(method, level, key, resamples, kwargs) -> float:
-    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or resamples < 2:
-        raise FitError(f"resamples must be an integer >= 2; got {resamples!r}.")
-    if method not in METHODS:
-        raise FitError(f"method must be one of {list(METHODS)}; got {method!r}.")
-    if key is None:
-        raise FitError("key must be an int seed or a JAX key (it seeds the fit's random starts, the resamples or "
-                       "the sampler, and the predictive noise); same key, same forecast.")
-    if method not in ("bootstrap", "calibrated") and "bootstrap_method" in kwargs:
-        raise FitError(f"bootstrap_method applies to method='bootstrap' only (got method={method!r}).")
-    return check_level(level)
+def _checked(laws, method, level, key, resamples, kwargs) -> float:
+    """The level, after checking every argument a forecast takes (before any data are read or fitted)."""
+    from jaxscale.objectives import make_objective
+    from jaxscale.uncertainty import METHODS as BOOTSTRAP_METHODS
+
+    method = validate.choice(method, "method", METHODS)
+    level = validate.level(level)
+    validate.key_words(key)
+    validate.integer(resamples, "resamples", minimum=2)
+    validate.n_starts(resamples, max(x.n_params for x in laws), "resamples")
+    if "bootstrap_method" in kwargs:
+        if method not in ("bootstrap", "calibrated"):
+            raise ArgumentError(f"bootstrap_method applies to method='bootstrap' only (got method={method!r}).")
+        if kwargs["bootstrap_method"] is not None:
+            validate.choice(kwargs["bootstrap_method"], "bootstrap_method", BOOTSTRAP_METHODS)
+    for x in laws:
+        validate.fixed(x, kwargs.get("fixed"))
+    if method != "bayes":
+        make_objective(kwargs.get("objective", "huber"), kwargs.get("delta", 1e-3))
+        validate.dtype(kwargs.get("dtype"))
+        starts = kwargs.get("starts", "grid")
+        if isinstance(starts, (numbers.Integral, np.bool_)):
+            for x in laws:
+                validate.n_starts(starts, x.n_params)
+    return level
 
 
 def _recorded(fn, problem: Problem) -> Predictive:
@@ -132,7 +146,8 @@ def _stack(laws, train, points, method, key, resamples, kwargs, axis):
     predicted = np.exp(sum(weights[k] * np.log(p.predicted) for k, p in parts.items()))
     stacking = {"weights": weights, "reasons": reasons, "n_pairs": info["n_pairs"],
                 "cutoffs": np.exp(cutoffs).tolist(), "axis": axis,
-                "method": "stacking (Yao et al. 2018) on leave-future-out log scores"}
+                "method": "stacking (Yao et al. 2018) on leave-future-out log scores",
+                "solver": info.get("method"), **{k: info[k] for k in ("n_iter", "objective", "gap") if k in info}}
     per_law = {k: p.settings for k, p in parts.items()}
     warned = [f"{k}: {m}" for k, s in per_law.items() for m in s.get("warnings", [])]
     for k, reason in reasons.items():
@@ -164,7 +179,7 @@ def make_forecast(laws: tuple[Law, ...], train: ScalingData, points: pd.DataFram
         "law_options": dict(law.options),
         "method": method,
         "level": level,
-        "key": key_repr(key),
+        "key": validate.key_repr(key),
         "resamples": int(resamples) if method in ("bootstrap", "calibrated") else None,
         "axis": axis,
         "split": split_desc,
@@ -181,9 +196,7 @@ def make_forecast(laws: tuple[Law, ...], train: ScalingData, points: pd.DataFram
     return Forecast(law, points, predicted, log_samples, level, method, json_safe(provenance), laws, weights)
 
 
-def _inputs(law, data, split, kwargs, drop):
-    laws = resolve_laws(law)
-    columns, kwargs = split_kwargs(kwargs)
+def _inputs(laws, data, split, columns, drop):
     full, frame = coerce(data, columns)
     for x in laws:
         require_covariates(x, full)
@@ -191,7 +204,7 @@ def _inputs(law, data, split, kwargs, drop):
     full, mask = drop_top(full, mask, drop)
     if drop and desc is not None:
         desc = dict(desc, rule=f"{desc['rule']} (after dropping the {drop} highest targets)")
-    return laws, full, mask, desc, kwargs
+    return full, mask, desc
 
 
 def _check_train(laws, n_train, method, kwargs, what: str) -> None:
@@ -200,7 +213,7 @@ def _check_train(laws, n_train, method, kwargs, what: str) -> None:
             raise DataError(f"{what}; {tail}")
 
 
-def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, key=0, split=None,
+def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, key=validate.DEFAULT_KEY, split=None,
              resamples: int = 200, axis: str | None = None, drop_top: int = 0, **kwargs) -> Forecast:
     """Forecast the target at points not yet run, with a predictive interval and provenance.
 
@@ -226,11 +239,11 @@ def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, k
     level
         Level of the central predictive interval (0.9).
     key
-        Int seed or JAX key: passed as is to :func:`jaxscale.fit` /
-        :func:`jaxscale.bootstrap` / :func:`jaxscale.bayes.sample` (so the
-        model inside is exactly the one those give with that key) and also
-        seeds the predictive noise and the calibration folds' starts. Same
-        key, same forecast.
+        Int seed or ``jax.random.key``; default 0; same key, same result.
+        Passed as is to :func:`jaxscale.fit` / :func:`jaxscale.bootstrap` /
+        :func:`jaxscale.bayes.sample` (so the model inside is exactly the one
+        those give with that key); it also seeds the predictive noise and the
+        calibration folds' starts.
     split
         Optional: fit only the rows a split selects (as in :func:`backtest`),
         recorded in the provenance. Either way ``calibrated``, ``fit`` and
@@ -264,8 +277,10 @@ def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, k
     >>> bool(res.summary["median_abs_rel_error"] < 1e-4)
     True
     """
-    laws, full, mask, desc, kwargs = _inputs(law, data, split, kwargs, drop_top)
-    level = _checked(method, level, key, resamples, kwargs)
+    laws = resolve_laws(law)
+    columns, kwargs = split_kwargs(kwargs)
+    level = _checked(laws, method, level, key, resamples, kwargs)
+    full, mask, desc = _inputs(laws, data, split, columns, drop_top)
     if mask is not None:
         desc = dict(desc, n_train=int(mask.sum()), n_rest=int((~mask).sum()))
         for x in laws:
@@ -281,8 +296,8 @@ def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, k
                          kwargs=kwargs, split_desc=desc, full=full if mask is not None else None, axis=axis)
 
 
-def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9, key=0, resamples: int = 200,
-             axis: str | None = None, drop_top: int = 0, **kwargs) -> BacktestResult:
+def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9, key=validate.DEFAULT_KEY,
+             resamples: int = 200, axis: str | None = None, drop_top: int = 0, **kwargs) -> BacktestResult:
     """Fit on the points a split keeps, forecast the held-out points, and score the forecast.
 
     Parameters
@@ -323,8 +338,10 @@ def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9
     >>> bool(bt.summary["median_abs_rel_error"] < 0.02)
     True
     """
-    laws, full, mask, desc, kwargs = _inputs(law, data, split, kwargs, drop_top)
-    level = _checked(method, level, key, resamples, kwargs)
+    laws = resolve_laws(law)
+    columns, kwargs = split_kwargs(kwargs)
+    level = _checked(laws, method, level, key, resamples, kwargs)
+    full, mask, desc = _inputs(laws, data, split, columns, drop_top)
     n_train, n_test = int(mask.sum()), int((~mask).sum())
     for x in laws:
         check_counts(split, desc, x, n_train, n_test, count_free(x, method, kwargs), method)

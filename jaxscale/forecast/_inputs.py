@@ -9,43 +9,47 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxscale.data import ALIASES, COVARIATE_KEYS, LABEL_KEYS, ScalingData
-from jaxscale.errors import DataError
+from jaxscale.data import COVARIATE_KEYS, LABEL_KEYS, ScalingData, matching_columns, read_csv as read_table
+from jaxscale.errors import ArgumentError, DataError
 from jaxscale.forecast._split import is_number
 from jaxscale.laws import Law
 
 _ROLE_KEYS = set(COVARIATE_KEYS) | set(LABEL_KEYS) | {"loss", "score", "y"}
 
 
-def coerce(data, columns: Mapping[str, str]) -> tuple[ScalingData, pd.DataFrame | None]:
-    """ScalingData plus the raw frame its rows came from (in the same order), when there is one."""
+def coerce(data, columns: Mapping[str, Any]) -> tuple[ScalingData, pd.DataFrame | None]:
+    """ScalingData plus the raw frame its rows came from (in the same order), when there is one.
+
+    ``columns`` maps roles to columns and may hold ``flops_per_token`` and ``sep`` (the CSV separator; None
+    sniffs it), which applies only to a CSV path.
+    """
+    columns = dict(columns)
+    sep = columns.pop("sep", None)
     if isinstance(data, (str, os.PathLike)):
-        path = os.fspath(data)
-        return ScalingData.from_frame(frame := read_csv(path), source=os.path.abspath(path), **columns), frame
+        table = read_table(data, sep=sep)
+        full = ScalingData.from_frame(table.frame, source=os.path.abspath(table.path), lines=table.lines, **columns)
+        return full, table.frame
+    if sep is not None:
+        raise ArgumentError(f"sep applies only when the data is a CSV path; got {type(data).__name__} data.")
     if isinstance(data, pd.DataFrame):
         return ScalingData.from_frame(data, **columns), data
     return ScalingData.coerce(data, **columns), None
 
 
-def read_csv(path: str) -> pd.DataFrame:
-    if not os.path.exists(path):
-        raise DataError(f"No such data file: {path!r}.")
-    try:
-        return pd.read_csv(path)
-    except (ValueError, OSError) as e:  # pandas' parser errors are ValueErrors
-        raise DataError(f"Could not read {path!r} as CSV: {e}") from None
+def read_csv(path: str | os.PathLike, sep: str | None = None) -> pd.DataFrame:
+    """The rows of a CSV file as :func:`jaxscale.data.read_csv` reads them (``sep=None`` sniffs the separator)."""
+    return read_table(path, sep=sep).frame
 
 
 def require_covariates(law: Law, data: ScalingData) -> None:
-    missing = [c for c in law.covariates if c not in data.covariates]
-    if missing:
-        raise DataError(f"Law {law.name!r} needs covariate(s) {list(law.covariates)}; the data lacks {missing} "
-                        f"(it has {sorted(data.covariates)}; map a column with e.g. {missing[0]}='column name').")
+    """A :class:`DataError` unless ``data`` has every covariate of ``law`` (see :meth:`ScalingData.require`)."""
+    data.require(law.covariates, law.name)
 
 
 def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(how to read the data: column roles and flops_per_token, the rest: options of the fit)``."""
-    columns = {k: v for k, v in kwargs.items() if (k in _ROLE_KEYS and isinstance(v, str)) or k == "flops_per_token"}
+    """``(how to read the data: column roles, flops_per_token and sep, the rest: options of the fit)``."""
+    columns = {k: v for k, v in kwargs.items()
+               if (k in _ROLE_KEYS and isinstance(v, str)) or k in ("flops_per_token", "sep")}
     return columns, {k: v for k, v in kwargs.items() if k not in columns}
 
 
@@ -82,10 +86,23 @@ def points(laws: tuple[Law, ...], at, flops_per_token: float) -> pd.DataFrame:
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if bad.size:
             raise DataError(f"at: {k} must be finite and > 0; point {bad[0]} has {v[bad[0]]}.")
-    if "D" not in cols and "C" in cols and "N" in cols:
-        cols["D"] = cols["C"] / (flops_per_token * cols["N"])
-    elif "C" not in cols and "N" in cols and "D" in cols:
-        cols["C"] = flops_per_token * cols["N"] * cols["D"]
+    derived = None
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        if "D" not in cols and "C" in cols and "N" in cols:
+            cols["D"] = cols["C"] / (flops_per_token * cols["N"])
+            derived = ("D", f"C / ({flops_per_token:g} N)", ("C", "N"))
+        elif "C" not in cols and "N" in cols and "D" in cols:
+            cols["C"] = flops_per_token * cols["N"] * cols["D"]
+            derived = ("C", f"{flops_per_token:g} N D", ("N", "D"))
+    if derived is not None:
+        key, formula, inputs = derived
+        v = cols[key]
+        bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
+        if bad.size:
+            i = bad[0]
+            given = ", ".join(f"{c}={cols[c][i]:g}" for c in inputs)
+            raise DataError(f"at: {key} derived as {formula} is {v[i]:g} at point {i} ({given}); a derived {key} "
+                            f"must be finite and > 0: check the units of {' and '.join(inputs)}, or give {key}.")
     for law in laws:
         missing = [c for c in law.covariates if c not in cols]
         if missing:
@@ -95,22 +112,28 @@ def points(laws: tuple[Law, ...], at, flops_per_token: float) -> pd.DataFrame:
     return pd.DataFrame({k: cols[k] for k in COVARIATE_KEYS if k in cols})
 
 
-def points_csv(path: str, columns: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """Covariate columns of a CSV of forecast points: mapped with ``--col`` (when the CSV has that column), else by their usual
-    names (``ALIASES``), else named as the role itself."""
-    frame = read_csv(path)
+def points_csv(path: str, columns: Mapping[str, str], sep: str | None = None) -> dict[str, np.ndarray]:
+    """Covariate columns of a CSV of forecast points.
+
+    A role's column is the one mapped with ``--col`` (when the CSV has it), else one named as the role itself,
+    else one with a usual name (:data:`jaxscale.data.ALIASES`, compared as :func:`jaxscale.data.normalize_name`
+    does). ``sep=None`` sniffs the separator.
+    """
+    table = read_table(path, sep=sep)
+    frame = table.frame
     found: dict[str, np.ndarray] = {}
     for role in COVARIATE_KEYS:
-        names = [columns[role]] if role in columns else []
-        names += [c for a in (role.lower(), *ALIASES.get(role, ())) for c in frame.columns
-                  if str(c).strip().lower() == a]
+        names = [str(columns[role]).strip()] if role in columns else []
+        names += [c for c in frame.columns if str(c).strip().lower() == role.lower()]
+        names += matching_columns(frame.columns, role)
         name = next((n for n in names if n in frame.columns), None)
         if name is not None:
             col = frame[name]
             if col.dtype.kind not in "iuf":
-                bad = next((i for i, v in zip(col.index, col) if not is_number(v)), col.index[0])
-                raise DataError(f"--at-csv {path}: column {name!r} ({role}) must hold numbers; row {bad} holds "
-                                f"{col.loc[bad]!r}.")
+                bad = next((i for i, v in enumerate(col) if not is_number(v)), 0)
+                at = f"line {table.lines[bad]}" if table.lines is not None else f"row {bad} (0-based row index)"
+                raise DataError(f"--at-csv {path}: column {name!r} ({role}) must hold numbers; {at} holds "
+                                f"{col.iloc[bad]!r}.")
             found[role] = col.to_numpy(dtype=np.float64)
     if not found:
         raise DataError(f"--at-csv {path}: no covariate column (N, D, C, U or x) among {list(frame.columns)}; "

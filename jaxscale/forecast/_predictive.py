@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from jaxscale.data import ScalingData
-from jaxscale.errors import FitError
-from jaxscale.fit import key_data
+from jaxscale import validate
 from jaxscale._io import json_safe
+from jaxscale.data import ScalingData
+from jaxscale.errors import ArgumentError, FitError
 from jaxscale.forecast.calibration import CalibrationUnavailable, calibrate, log_predict
 from jaxscale.laws import Law
 
@@ -68,7 +68,8 @@ def note(settings: dict[str, Any], message: str) -> None:
 
 
 def noise_rng(key) -> np.random.Generator:
-    return np.random.default_rng([*key_data(key).tolist(), _NOISE_TAG])
+    """The predictive noise's own NumPy stream from ``key`` (int seed or JAX key), apart from the model's use of it."""
+    return np.random.default_rng([*validate.key_words(key).tolist(), _NOISE_TAG])
 
 
 def finite_draws(mu: np.ndarray, what: str, settings: dict[str, Any]) -> np.ndarray:
@@ -129,7 +130,7 @@ def bootstrap_predictive(problem: Problem) -> Predictive:
 
     law, train, settings = problem.law, problem.train, {}
     if "method" in problem.options:
-        raise FitError("Pass the bootstrap's resampling scheme as bootstrap_method= ('pairs', 'residual' or "
+        raise ArgumentError("Pass the bootstrap's resampling scheme as bootstrap_method= ('pairs', 'residual' or "
                        "'cluster'); method= chooses 'calibrated', 'fit', 'bootstrap' or 'bayes'.")
     kw = dict(problem.options)
     runs = n_runs(train)

@@ -16,11 +16,11 @@ import pandas as pd
 from jaxscale.data import LABEL_KEYS, ScalingData
 from jaxscale.errors import DataError
 from jaxscale.forecast._inputs import coerce
-from jaxscale._io import json_safe
+from jaxscale._io import json_safe, write_atomic
 from jaxscale.forecast._json import BACKTEST_FORMAT, FORECAST_FORMAT, thin, write_json
 from jaxscale.forecast._scoring import COVERAGE_LEVELS, coverage_column, score, summarise
 from jaxscale.laws import Law, get
-from jaxscale.uncertainty import check_level
+from jaxscale import validate
 
 #: Most predictive draws per point a backtest's JSON keeps (evenly thinned beyond): every draw of a ``fit`` forecast
 #: (one per training point) or a default ``bootstrap`` one (200), 1000 of a default ``bayes`` (4000) or
@@ -91,7 +91,7 @@ class Forecast:
 
     def interval(self, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Central predictive interval ``(lo, hi)`` at ``level`` (the forecast's own by default)."""
-        level = self.level if level is None else check_level(level)
+        level = self.level if level is None else validate.level(level)
         a = (1.0 - level) / 2.0
         qlo, qhi = np.quantile(self.log_samples, [a, 1.0 - a], axis=0)
         return np.exp(qlo), np.exp(qhi)
@@ -393,6 +393,13 @@ class BacktestResult:
         """Serialise :meth:`to_dict`; write it to ``path`` if given. :meth:`Forecast.load` reads its forecast
         (exactly, when it has at most ``samples`` draws: every ``fit`` and default ``bootstrap`` forecast)."""
         return write_json(self.to_dict(samples=samples), path)
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The scored :attr:`table` as CSV; written atomically to ``path`` if given."""
+        text = self.table.to_csv(index=False)
+        if path is not None:
+            write_atomic(path, text)
+        return text
 
     def report(self, max_rows: int = 40) -> str:
         """Readable table (first ``max_rows`` rows) and summary."""

@@ -271,9 +271,11 @@ def calibrate(law: Law, train: ScalingData, theta: np.ndarray, n_free: int, *, a
     >>> len(cal.folds), bool(0.005 < cal.sigma0 < 0.02)
     (11, True)
     """
+    from jaxscale import validate
     from jaxscale.fit import make_starts
     from jaxscale.uncertainty import refit
 
+    validate.key_words(key)
     if axis not in train.covariates:
         raise DataError(f"axis {axis!r} is not a covariate of the training data; it has {sorted(train.covariates)}.")
     logx, logy = train.design(law.covariates, law.name)

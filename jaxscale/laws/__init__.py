@@ -6,7 +6,8 @@
 """
 
 from jaxscale.laws._catalogue import broken_power, chinchilla, data_constrained, kaplan, power, sigmoid
-from jaxscale.laws._registry import COVARIATES, Law, Param, available, check_theta, get, register, unregister
+from jaxscale.laws._registry import (COVARIATES, IDENTITY, LOG, LOGIT, TRANSFORMS, Law, Param, Transform, available,
+                                     check_theta, get, log_covariates, register, unregister)
 
 #: Names of the built-in laws.
 BUILTIN = ("broken_power", "chinchilla", "data_constrained", "kaplan", "power", "sigmoid")
@@ -14,8 +15,13 @@ BUILTIN = ("broken_power", "chinchilla", "data_constrained", "kaplan", "power", 
 __all__ = [
     "BUILTIN",
     "COVARIATES",
+    "IDENTITY",
+    "LOG",
+    "LOGIT",
     "Law",
     "Param",
+    "TRANSFORMS",
+    "Transform",
     "available",
     "broken_power",
     "check_theta",
@@ -23,6 +29,7 @@ __all__ = [
     "data_constrained",
     "get",
     "kaplan",
+    "log_covariates",
     "power",
     "register",
     "sigmoid",

@@ -7,12 +7,14 @@ float32 stays accurate when N, D or C are 1e9 to 1e25.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxscale.errors import LawError
-from jaxscale.laws._registry import COVARIATES, Law, Param, register
+from jaxscale.laws._registry import COVARIATES, LOGIT, Law, Param, register
 
 # Hoffmann et al. (2022), Appendix D.2: the 4,500-point L-BFGS initialisation grid.
 _HOFFMANN_EXP = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -274,8 +276,14 @@ def data_constrained() -> Law:
     )
 
 
-def _broken_power_log_predict_factory(breaks: int):
-    def log_predict(theta, logx):
+# Callable values rather than closures: two broken_power laws built with the same breaks then compare and hash
+# equal, so the solver's compiled programs (keyed by the Law) are reused instead of recompiled per call.
+@dataclasses.dataclass(frozen=True)
+class _BrokenPowerLogPredict:
+    breaks: int
+
+    def __call__(self, theta, logx):
+        breaks = self.breaks
         log_a, log_b, c0 = theta[0], theta[1], theta[2]
         c = theta[3 : 3 + breaks]
         log_d = theta[3 + breaks : 3 + 2 * breaks]
@@ -285,7 +293,30 @@ def _broken_power_log_predict_factory(breaks: int):
         bends = jnp.sum(c * f * jax.nn.softplus((lx - log_d) / f))
         return jnp.logaddexp(log_a, log_b - c0 * lx - bends)
 
-    return log_predict
+
+@dataclasses.dataclass(frozen=True)
+class _BrokenPowerStarts:
+    breaks: int
+
+    def __call__(self, logx, logy):
+        breaks = self.breaks
+        lx = logx[:, 0]
+        ly = float(np.median(logy))
+        qs = np.quantile(lx, np.linspace(0.2, 0.8, 3))
+        rows = []
+        for log_a in (ly - 2.0, ly - 0.5):
+            for log_b in (ly, ly + 2.0):
+                for c0 in (0.0, 0.1, 0.3):
+                    for c in (-0.3, 0.3, 1.0):
+                        for q in qs:
+                            for log_f in (-1.0, 0.0):
+                                rows.append(
+                                    [log_a, log_b + c0 * float(np.median(lx)), c0]
+                                    + [c] * breaks
+                                    + list(np.quantile(lx, np.linspace(0.2, 0.8, breaks)) + (q - qs[1]))
+                                    + [log_f] * breaks
+                                )
+        return np.array(rows)
 
 
 def broken_power(resource: str = "x", breaks: int = 1) -> Law:
@@ -323,33 +354,14 @@ def broken_power(resource: str = "x", breaks: int = 1) -> Law:
         *(Param(f"f{i + 1}", "log", (0.0,), positive=True, prior=(0.0, 1.0)) for i in range(breaks)),
     )
 
-    def starts(logx, logy):
-        lx = logx[:, 0]
-        ly = float(np.median(logy))
-        qs = np.quantile(lx, np.linspace(0.2, 0.8, 3))
-        rows = []
-        for log_a in (ly - 2.0, ly - 0.5):
-            for log_b in (ly, ly + 2.0):
-                for c0 in (0.0, 0.1, 0.3):
-                    for c in (-0.3, 0.3, 1.0):
-                        for q in qs:
-                            for log_f in (-1.0, 0.0):
-                                rows.append(
-                                    [log_a, log_b + c0 * float(np.median(lx)), c0]
-                                    + [c] * breaks
-                                    + list(np.quantile(lx, np.linspace(0.2, 0.8, breaks)) + (q - qs[1]))
-                                    + [log_f] * breaks
-                                )
-        return np.array(rows)
-
     return Law(
         name="broken_power",
-        log_predict=_broken_power_log_predict_factory(breaks),
+        log_predict=_BrokenPowerLogPredict(breaks),
         params=params,
         covariates=(resource,),
         formula=f"y = a + b {resource}^(-c0) prod_i (1 + ({resource}/d_i)^(1/f_i))^(-c_i f_i), i = 1..{breaks}",
         reference="Caballero et al. 2022, arXiv:2210.14891, Eq. 1",
-        starts_fn=starts,
+        starts_fn=_BrokenPowerStarts(breaks),
         options=(("resource", resource), ("breaks", breaks)),
     )
 
@@ -444,7 +456,7 @@ def _sigmoid_start_rows(logx, logy, slopes):
         for ce in (min(0.999, hi * 1.02), min(0.999, 0.5 * (hi + 1.0))):
             for k in slopes:
                 for q in np.quantile(lx, (0.25, 0.5, 0.75)):
-                    rows.append([np.log(fl) - np.log1p(-fl), np.log(ce) - np.log1p(-ce), np.log(k), q])
+                    rows.append([LOGIT.to_fit(fl), LOGIT.to_fit(ce), np.log(k), q])
     return np.array(rows)
 
 

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -13,7 +14,80 @@ from jaxscale.errors import LawError
 
 #: Covariates a law may ask for. ``x`` is a generic resource chosen by the user.
 COVARIATES = ("N", "D", "C", "U", "x")
-_TRANSFORMS = ("identity", "log", "logit")
+
+
+class Transform(NamedTuple):
+    """A map between a parameter's fitting coordinate and its natural value.
+
+    Both functions are elementwise and array-generic: JAX arrays (and tracers) go through ``jax.numpy``, anything
+    else (NumPy arrays, Python or NumPy scalars) through NumPy, so the same transform serves the solver, the
+    samplers and host-side result code. Neither checks the domain (see :meth:`Law.to_fit`).
+
+    Parameters
+    ----------
+    name
+        ``"identity"``, ``"log"`` or ``"logit"``: the value of :attr:`Param.transform`.
+    to_natural
+        ``to_natural(theta) -> value``: fitting coordinate to natural value (``exp``, ``sigmoid``).
+    to_fit
+        ``to_fit(value) -> theta``: the inverse (``log``, ``logit``).
+
+    Examples
+    --------
+    >>> import numpy as np, jax.numpy as jnp
+    >>> from jaxscale.laws import LOGIT, TRANSFORMS
+    >>> float(LOGIT.to_natural(0.0)), float(LOGIT.to_fit(0.5))
+    (0.5, 0.0)
+    >>> TRANSFORMS["log"].to_fit(np.array([1.0, np.e])).tolist()
+    [0.0, 1.0]
+    >>> type(TRANSFORMS["log"].to_natural(jnp.zeros(2))).__module__.startswith("jax")
+    True
+    """
+
+    name: str
+    to_natural: Callable[[Any], Any]
+    to_fit: Callable[[Any], Any]
+
+
+def _is_jax(x) -> bool:
+    # Tracers are jax.Array instances too, so jitted and vmapped callers take the jnp branch.
+    return isinstance(x, jax.Array)
+
+
+def _identity(x):
+    return x
+
+
+def _exp(theta):
+    if _is_jax(theta):
+        return jnp.exp(theta)
+    with np.errstate(over="ignore"):
+        return np.exp(theta)
+
+
+def _log(v):
+    return jnp.log(v) if _is_jax(v) else np.log(v)
+
+
+def _sigmoid(theta):
+    if _is_jax(theta):
+        return jax.nn.sigmoid(theta)
+    # exp(-theta) overflows to inf for theta << 0, and 1 / (1 + inf) = 0 is the right limit.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-np.asarray(theta)))
+
+
+def _logit(v):
+    if _is_jax(v):
+        return jnp.log(v) - jnp.log1p(-v)
+    return np.log(v) - np.log1p(-v)
+
+
+IDENTITY = Transform("identity", _identity, _identity)
+LOG = Transform("log", _exp, _log)
+LOGIT = Transform("logit", _sigmoid, _logit)
+#: The transforms by :attr:`Param.transform` name.
+TRANSFORMS = {t.name: t for t in (IDENTITY, LOG, LOGIT)}
 
 
 class Param(NamedTuple):
@@ -60,17 +134,28 @@ class Param(NamedTuple):
         return "identity"
 
     @property
+    def transform_fn(self) -> Transform:
+        """The :class:`Transform` named by :attr:`transform`.
+
+        >>> from jaxscale.laws import Param
+        >>> Param("E", "log").transform_fn.name
+        'log'
+        """
+        try:
+            return TRANSFORMS[self.transform]
+        except KeyError:
+            raise LawError(f"Parameter {self.name!r} has transform {self.transform!r}; expected one of "
+                           f"{sorted(TRANSFORMS)}.") from None
+
+    @property
+    def sampling_transform_fn(self) -> Transform:
+        """The :class:`Transform` named by :attr:`sampling_transform`."""
+        return TRANSFORMS[self.sampling_transform]
+
+    @property
     def fit_name(self) -> str:
         """Name of the fitting coordinate, e.g. ``log_E`` for a log parameter."""
         return self.name if self.transform == "identity" else f"{self.transform}_{self.name}"
-
-
-def _to_fit_unchecked(transform: str, v: np.ndarray) -> np.ndarray:
-    if transform == "log":
-        return np.log(v)
-    if transform == "logit":
-        return np.log(v) - np.log1p(-v)
-    return v
 
 
 class Law(NamedTuple):
@@ -108,6 +193,13 @@ class Law(NamedTuple):
         must agree with ``log_predict`` and its autodiff Jacobian (the tests
         check every law that has one). Without it the solver uses
         ``jax.value_and_grad`` of ``log_predict``.
+
+    Notes
+    -----
+    A Law compares and hashes by its fields, and the solver keys its compiled programs by the Law. A factory
+    should therefore build its functions once (module-level functions, or frozen dataclasses with the options
+    as fields, as ``broken_power`` does) rather than closures per call: then ``get(name, **o) == get(name, **o)``
+    and a second fit reuses the first one's compilation.
     """
 
     name: str
@@ -145,12 +237,7 @@ class Law(NamedTuple):
         theta = np.asarray(theta, dtype=np.float64)
         out = {}
         for i, p in enumerate(self.params):
-            t = theta[..., i]
-            if p.transform == "log":
-                t = np.exp(t)
-            elif p.transform == "logit":
-                t = 1.0 / (1.0 + np.exp(-t))
-            out[p.name] = t
+            out[p.name] = p.transform_fn.to_natural(theta[..., i])
         return out
 
     def from_natural(self, values: Mapping[str, Any], check: bool = True) -> np.ndarray:
@@ -170,22 +257,18 @@ class Law(NamedTuple):
             cols = [self.to_fit(p.name, values[p.name]) for p in self.params]
         else:
             with np.errstate(divide="ignore"):
-                cols = [_to_fit_unchecked(p.transform, np.asarray(values[p.name], np.float64)) for p in self.params]
+                cols = [p.transform_fn.to_fit(np.asarray(values[p.name], np.float64)) for p in self.params]
         return np.stack(np.broadcast_arrays(*cols), axis=-1)
 
     def to_fit(self, name: str, value) -> np.ndarray:
         """One parameter's natural value mapped to its fitting coordinate."""
         p = self.params[self.param_names.index(name)]
         v = np.asarray(value, dtype=np.float64)
-        if p.transform == "log":
-            if np.any(v <= 0):
-                raise LawError(f"Parameter {p.name!r} of law {self.name!r} must be > 0, got {v}.")
-            return np.log(v)
-        if p.transform == "logit":
-            if np.any((v <= 0) | (v >= 1)):
-                raise LawError(f"Parameter {p.name!r} of law {self.name!r} must be in (0, 1), got {v}.")
-            return np.log(v) - np.log1p(-v)
-        return v
+        if p.transform == "log" and np.any(v <= 0):
+            raise LawError(f"Parameter {p.name!r} of law {self.name!r} must be > 0, got {v}.")
+        if p.transform == "logit" and np.any((v <= 0) | (v >= 1)):
+            raise LawError(f"Parameter {p.name!r} of law {self.name!r} must be in (0, 1), got {v}.")
+        return p.transform_fn.to_fit(v)
 
     def predict(self, params: Mapping[str, Any], **covariates) -> np.ndarray:
         """Predicted loss (natural scale) at the given covariates.
@@ -208,6 +291,12 @@ class Law(NamedTuple):
 
 
 def log_covariates(law: Law, covariates: Mapping[str, Any]) -> np.ndarray:
+    """The logs of ``law``'s covariates, broadcast together and flattened: shape ``(n, K)`` in law order.
+
+    >>> import jaxscale
+    >>> log_covariates(jaxscale.laws.get("power", resource="N"), {"N": [1.0, 10.0]}).round(3).tolist()
+    [[0.0], [2.303]]
+    """
     missing = [c for c in law.covariates if c not in covariates]
     if missing:
         raise LawError(f"Law {law.name!r} needs covariates {list(law.covariates)}; missing {missing}.")
