@@ -66,7 +66,7 @@ import pandas as pd
 
 from jaxscale import validate
 from jaxscale._draws import ParamSource, param_source
-from jaxscale.data import ScalingData
+from jaxscale.data import ScalingData, read_csv
 from jaxscale.errors import ArgumentError, DataError, FitError, LawError
 from jaxscale.fit import FitResult, fit, numpy_rng
 from jaxscale.laws import Law, get
@@ -191,7 +191,7 @@ def read_observational(source, benchmark: str, *, family: str | None = None,
         path = os.fspath(source)
         if not os.path.exists(path):
             raise DataError(f"read_observational: no such file {path!r}.")
-        frame, where = pd.read_csv(path), os.path.abspath(path)
+        frame, where = read_csv(path).frame, os.path.abspath(path)  # sniffed separator, repeated headers refused
     elif isinstance(source, pd.DataFrame):
         frame, where = source, "DataFrame"
     else:

@@ -44,7 +44,7 @@ import pandas as pd
 
 from jaxscale import validate
 from jaxscale._io import json_safe, write_atomic
-from jaxscale.data import ScalingData
+from jaxscale.data import ScalingData, read_csv
 from jaxscale.errors import ArgumentError, DataError, FitError
 from jaxscale.uncertainty import percentile_interval
 
@@ -83,7 +83,7 @@ def _load(data, label, role: str, default: str):
         path = os.fspath(data)
         if not os.path.exists(path):
             raise DataError(f"No such data file: {path!r}.")
-        data = pd.read_csv(path)
+        data = read_csv(path).frame  # sniffed separator, repeated headers refused
     if isinstance(data, pd.DataFrame):
         if isinstance(label, str) and label in data.columns:
             sd = ScalingData.coerce(data.drop(columns=[label]))

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 def _points(args) -> dict[str, np.ndarray]:
     if not args.at:
-        return points_csv(args.at_csv, dict(args.col))
+        return points_csv(args.at_csv, dict(args.col), sep=args.sep)
     names = list(args.at[0])
     for i, point in enumerate(args.at[1:], 1):
         if sorted(point) != sorted(names):

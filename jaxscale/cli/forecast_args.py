@@ -86,7 +86,7 @@ def options(args) -> dict[str, Any]:
     kw: dict[str, Any] = {"fixed": fixed_params(args) or None, "flops_per_token": args.flops_per_token,
                           "drop_top": args.drop_top_loss, "axis": args.axis, "key": args.seed,
                           "level": args.level, "method": args.method, "resamples": args.resamples,
-                          **{k: v for k, v in args.col}}
+                          **{k: v for k, v in args.col}, **({"sep": args.sep} if args.sep else {})}
     if args.law_option and len(args.law) > 1:
         raise JaxscaleError(f"--law-option applies to one law; got the list {args.law}.")
     if args.method == "bayes":
