@@ -273,7 +273,7 @@ def test_cli_stacks_a_law_list_and_prints_weights_and_calibration(tmp_path, caps
     assert rc == 2 and "law list names ['power'] more than once" in err and err.count("\n") == 1
     with pytest.raises(SystemExit) as exit_:
         main(["backtest", str(tmp_path / "runs.csv"), "--col", "x=x", "--level", "1.5", "--cutoff", "x=1e5"])
-    assert exit_.value.code == 2 and "--level must be in (0, 1), e.g. 0.9; got 1.5" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "--level must be a number strictly between 0 and 1, e.g. 0.9; got 1.5" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # ~15 s: a NUTS compile

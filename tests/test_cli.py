@@ -95,8 +95,11 @@ def test_bootstrap_prints_table_and_writes_the_documented_json(shared_data, tmp_
     assert {"params", "derived", "n_resamples", "n_failed", "settings"} <= set(res)
     assert res["n_resamples"] == 300 and res["n_failed"] == 0
     assert set(res["params"]) == {"E", "A", "B", "alpha", "beta"}
-    for entry in list(res["params"].values()) + list(res["derived"].values()):
+    for entry in res["params"].values():
         assert set(entry) == {"estimate", "se", "ci"}
+    for entry in res["derived"].values():  # a derived quantity also counts the draws where it was not finite
+        assert set(entry) == {"estimate", "se", "ci", "n_nonfinite"} and entry["n_nonfinite"] == 0
+    for entry in list(res["params"].values()) + list(res["derived"].values()):
         assert entry["ci"][0] <= entry["estimate"] <= entry["ci"][1] and entry["se"] > 0
     assert res["params"]["alpha"]["estimate"] == pytest.approx(0.347313, rel=1e-3)
     assert res["derived"]["a"]["estimate"] == pytest.approx(0.5139, abs=1e-3)
