@@ -4,8 +4,9 @@ Standalone: needs only pymc, arviz, numpy and pandas (no jaxscale import), so
 it runs in a separate virtual environment, e.g.::
 
     python3 -m venv /tmp/pymcvenv && /tmp/pymcvenv/bin/pip install pymc pandas
+    jaxscale datasets epoch_chinchilla --csv /tmp/epoch.csv   # Epoch's CSV, bundled with jaxscale
     /tmp/pymcvenv/bin/python benchmarks/_pymc_baseline.py \\
-        --data ../shared/data/epoch_chinchilla/svg_extracted_data.csv \\
+        --data /tmp/epoch.csv \\
         --chains 4 --warmup 1000 --samples 1000 --seed 0 --out result.json
 
 Importable: ``run_pymc(log_N, log_D, log_L, chains, warmup, samples, seed)``
@@ -14,8 +15,8 @@ returns the result dict; ``load_epoch(path)`` gives the 240 points.
 Data: Epoch AI's digitised Chinchilla points, N = "Model Size",
 D = "Training FLOP" / (6 N), loss = "loss", minus the 5 highest losses
 (``loss < sorted(loss)[-5]``, ties at the threshold dropped too), order kept:
-the same selection as ``ScalingData.from_csv(...).drop_top(5)`` in
-tests/conftest.py.
+the same selection as ``jaxscale.datasets.scaling_data("epoch_chinchilla").drop_top(5)``
+in tests/conftest.py.
 
 Model (LSE form on log-loss, Student-t noise):
 
@@ -189,10 +190,9 @@ def run_pymc(log_N, log_D, log_L, chains=4, warmup=1000, samples=1000, seed=0) -
 
 
 def main(argv=None) -> dict:
-    default_data = (pathlib.Path(__file__).resolve().parents[1].parent
-                    / "shared" / "data" / "epoch_chinchilla" / "svg_extracted_data.csv")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(default_data))
+    ap.add_argument("--data", required=True,
+                    help="Epoch's CSV, e.g. written by `jaxscale datasets epoch_chinchilla --csv epoch.csv`")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=1000)

@@ -1,6 +1,7 @@
 """Learning-curve extrapolation on Alabdulmohsin et al.'s benchmark: jaxscale.backtest against simple baselines.
 
-Data: ``../shared/data/revisiting_neural_scaling_laws`` (Alabdulmohsin, Neyshabur, Zhai 2022, arXiv:2209.06640).
+Data: the data sets ``revisiting_lang`` and ``revisiting_vision`` bundled with jaxscale (``jaxscale.datasets``;
+Alabdulmohsin, Neyshabur, Zhai 2022, arXiv:2209.06640).
 Each (Domain, Task, Model) is one learning curve: x = ``Seen Examples``, y = ``Loss``. Every method is fitted to the
 curve's ``Training == 1`` rows and scored on its ``Training == 0`` rows (the file's own split, all of them larger x).
 The lang file's 687 exact-duplicate rows are dropped first (its README).
@@ -17,7 +18,7 @@ Methods, all in the same run:
 * ``M1`` -- the paper's M1, ``beta x^c`` without an offset, by least squares in log-log (closed form).
 * ``last`` -- the last training value carried forward (the loss at the largest training x).
 
-The paper's own RMSE tables (M1-M4) were not transcribed into ../shared/data (its README), so the baselines here are
+The paper's own RMSE tables (M1-M4) were not transcribed with the data (its README), so the baselines here are
 measured in the same run rather than quoted. LM losses all start at exactly 0.999 (normalised, per the data README),
 which does not change the log-RMSE ranking but makes them unlike raw nats.
 
@@ -43,7 +44,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "revisiting_neural_scaling_laws"
 LANG = ("NMT", "LM", "BB")
 METHODS = ("power", "broken_power", "M1", "last")
 
@@ -57,14 +57,19 @@ def machine_info():
             "device": getattr(dev, "device_kind", str(dev)), "n_devices": jax.device_count()}
 
 
-def load(data_dir: pathlib.Path, domains) -> pd.DataFrame:
+def load(domains, data_dir: pathlib.Path | None = None) -> pd.DataFrame:
+    """The curves of ``domains``, exact duplicates dropped: the bundled data sets, or ``data_dir``'s
+    ``benchmark.{lang,vision}.csv``."""
+    import jaxscale
+
+    def table(name: str, file: str) -> pd.DataFrame:
+        return jaxscale.datasets.load(name) if data_dir is None else pd.read_csv(data_dir / file)
+
     frames = []
     if set(domains) & set(LANG):
-        lang = pd.read_csv(data_dir / "benchmark.lang.csv")
-        frames.append(lang.drop_duplicates())
+        frames.append(table("revisiting_lang", "benchmark.lang.csv").drop_duplicates())
     if "IC" in domains:
-        vision = pd.read_csv(data_dir / "benchmark.vision.csv")
-        frames.append(vision.drop_duplicates())
+        frames.append(table("revisiting_vision", "benchmark.vision.csv").drop_duplicates())
     frame = pd.concat(frames)
     frame = frame[frame.Domain.isin(domains)]
     return frame.reset_index(drop=True)
@@ -157,7 +162,8 @@ def print_table(summary: dict, level: float) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(DATA), help="folder with benchmark.{lang,vision}.csv")
+    ap.add_argument("--data", default=None,
+                    help="folder with benchmark.{lang,vision}.csv (default: the data sets bundled with jaxscale)")
     ap.add_argument("--domains", nargs="+", default=list(LANG), choices=["IC", *LANG],
                     help="domains to run (default: NMT LM BB, the lang file; IC reads the 1 MB vision file)")
     ap.add_argument("--max-curves", type=int, default=None, help="at most this many curves per domain")
@@ -172,7 +178,7 @@ def main(argv=None):
     import jaxscale
 
     t0 = time.perf_counter()
-    frame = load(pathlib.Path(args.data), args.domains)
+    frame = load(args.domains, None if args.data is None else pathlib.Path(args.data))
     # One Law object per law: solvers are compiled per law and data shape, and a rebuilt broken_power is a new law.
     laws = {"power": jaxscale.laws.get("power", resource="x"), "broken_power": jaxscale.laws.get("broken_power")}
     records = []

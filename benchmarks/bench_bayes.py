@@ -1,6 +1,7 @@
 """Bayesian Chinchilla posterior: wall time including compilation, ESS, and PyMC on the same model; SBC at scale.
 
-Data: Epoch AI's 240 Chinchilla points (../shared/data/epoch_chinchilla).
+Data: Epoch AI's 240 Chinchilla points (bundled: jaxscale.datasets, epoch_chinchilla; --data takes a data
+set's name or a CSV in Epoch's format).
 Model: jaxscale's default (Student-t on log-loss with learned df and sigma,
 default priors; the PyMC script writes the same model out by hand).
 
@@ -52,7 +53,8 @@ import json, sys
 import numpy as np
 import jaxscale
 from jaxscale import bayes
-d = jaxscale.ScalingData.from_csv(sys.argv[1], N="Model Size", C="Training FLOP", loss="loss").drop_top(5)
+from jaxscale.bench import load_data
+d, _ = load_data(sys.argv[1])  # a data set's name or Epoch's CSV; the 5 highest losses dropped
 t1 = time.perf_counter()
 idata = bayes.sample("chinchilla", d, key=int(sys.argv[2]), num_chains=4, num_warmup=1000, num_samples=1000, warn=False)
 t2 = time.perf_counter()
@@ -111,7 +113,23 @@ def part_posterior(args) -> dict:
     return res
 
 
-def part_pymc(args, data_path: str) -> dict | None:
+def part_pymc(args, data: str) -> dict | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        return _pymc(args, _as_file(data, tmp))
+
+
+def _as_file(data: str, tmp: str) -> str:
+    """A CSV path for the PyMC baseline (it runs without jaxscale): a bundled data set is written out as published."""
+    import jaxscale
+
+    if not jaxscale.datasets.is_dataset(data):
+        return data
+    path = pathlib.Path(tmp) / f"{data}.csv"
+    path.write_bytes(jaxscale.datasets.raw(data))
+    return str(path)
+
+
+def _pymc(args, data_path: str) -> dict | None:
     try:
         import pymc  # noqa: F401
 
@@ -167,7 +185,8 @@ def jax_devices():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--data", default=DEFAULT_DATA,
+                    help="a CSV in Epoch's format or a data set's name (default %(default)s)")
     ap.add_argument("--parts", default="posterior,pymc,sbc")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,

@@ -1,6 +1,6 @@
 """Bootstrap throughput and Epoch's reproduction: jaxscale vs scipy on the same resamples, in the same run.
 
-Data: Epoch AI's 240 Chinchilla points (../shared/data/epoch_chinchilla), summed
+Data: Epoch AI's 240 Chinchilla points (bundled: jaxscale.datasets, epoch_chinchilla), summed
 Huber (delta 1e-3) on log-loss, LSE form; pairs resamples.
 
 Parts (each timed, after one compile call where stated):
@@ -15,12 +15,17 @@ Parts (each timed, after one compile call where stated):
    write) on ``--scipy-grid-starts`` grid starts of one of the same resamples.
    On an accelerator, ``--grid-resamples 4000`` is the full 18-million-fit
    protocol.
-3. ``compare`` (the same resamples): per replicate, does the warm start reach
-   the multi-start optimum? And the SEs from each.
+3. ``compare`` (``--compare N``, the same N resamples solved three ways): the
+   full grid (the reference), ``starts="auto"`` (the default: the point fit's
+   distinct optima) and ``"warm"``. Per replicate the relative objective gap
+   to the grid's optimum, how many are worse by more than 1e-6 relative, the
+   largest parameter difference, and the SEs from each.
 
 Usage::
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bootstrap.py                     # CPU defaults
+    python benchmarks/bench_bootstrap.py --compare 300 --scipy-resamples 0 --grid-resamples 0 --scipy-grid-starts 0 \
+        --out benchmarks/results/bench_bootstrap-cpu-compare-auto.json          # auto vs grid (~6 min on 2 cores)
     python benchmarks/bench_bootstrap.py --grid-resamples 4000 --scipy-resamples 0   # GPU: full protocol
 """
 
@@ -38,7 +43,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_fit import DEFAULT_DATA, hoffmann_grid, machine_info, scipy_runs  # noqa: E402
+from bench_fit import DEFAULT_DATA, hoffmann_grid, machine_info  # noqa: E402
 
 EPOCH_SE = dict(A=124.52232, B=1293.28410, E=0.02566, alpha=0.01540, beta=0.02060)
 EPOCH_CI = dict(A=(285.214, 743.626), B=(1042.357, 5810.344), E=(1.769, 1.871), alpha=(0.317, 0.373),
@@ -52,27 +57,31 @@ TIGHT = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000}
 
 
 def _scipy_on_resamples(boot, data, replicates, starts, variant, options=None):
+    from jaxscale.bench import scipy_epoch_fits
+
     N, D, L = data.covariates["N"], data.covariates["D"], data.y
     total, fits, objs = 0.0, 0, []
     for r in replicates:
         counts, _ = boot.resample(int(r))
         rows = np.repeat(np.arange(len(L)), counts)
-        s = scipy_runs(N[rows], D[rows], L[rows], starts, variant, options=options)
+        s = scipy_epoch_fits(N[rows], D[rows], L[rows], starts, variant=variant, options=options)
         total += s["seconds"]
         fits += s["n_starts"]
-        objs.append(s["best_objective"])
+        objs.append(s["objective"])
     return {"seconds": total, "fits": fits, "fits_per_s": fits / total, "best_objectives": objs}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--data", default=DEFAULT_DATA,
+                    help="a CSV in Epoch's format or a data set's name (default %(default)s)")
     ap.add_argument("--resamples", type=int, default=4000, help="resamples for the warm-start reproduction")
     ap.add_argument("--scipy-resamples", type=int, default=200, help="resamples scipy solves in part 1 (0: skip)")
     ap.add_argument("--grid-resamples", type=int, default=8, help="resamples x 4,500 grid starts in part 2")
     ap.add_argument("--scipy-grid-starts", type=int, default=900, help="scipy grid starts on one resample (0: skip)")
     ap.add_argument("--compare", type=int, default=0,
-                    help="part 3: this many resamples solved both ways (e.g. 400 on CPU: 1.8M fits)")
+                    help="part 3: this many resamples solved from the grid, 'auto' and 'warm' (e.g. 300 on CPU: "
+                         "1.35M grid fits)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/bench_bootstrap-<backend>.json)")
     ap.add_argument("--host-devices", type=int, default=os.cpu_count())
@@ -85,7 +94,9 @@ def main(argv=None):
 
     import jaxscale
 
-    data = jaxscale.ScalingData.from_csv(args.data, N="Model Size", C="Training FLOP", loss="loss").drop_top(5)
+    from jaxscale.bench import load_data
+
+    data, _ = load_data(args.data)  # the 5 highest losses dropped
     grid = hoffmann_grid()
     point = jaxscale.fit("chinchilla", data, starts=grid)
     out = {"benchmark": "epoch_chinchilla_bootstrap", "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
@@ -154,37 +165,55 @@ def main(argv=None):
                   f"~{fits / s['fits_per_s'] / 60:.0f} min")
         out["multistart"] = part2
 
-    # 3. Warm vs multi-start on the same resamples.
+    # 3. auto and warm vs the full grid on the same resamples.
     if args.compare:
-        t0 = time.perf_counter()
-        multi = jaxscale.bootstrap("chinchilla", data, args.compare, key=args.seed, starts=grid, point=point,
-                                   progress=True)
-        dt = time.perf_counter() - t0
-        w = warm.replicates.iloc[: args.compare] if args.compare <= args.resamples else jaxscale.bootstrap(
-            "chinchilla", data, args.compare, key=args.seed, starts="warm", point=point).replicates
-        m = multi.replicates
-        gap = (w["objective"].to_numpy() - m["objective"].to_numpy()) / m["objective"].to_numpy()
-        worse = gap > 1e-6
-        names = list(EPOCH_SE)
-        part3 = {
-            "n_resamples": args.compare, "seconds_multistart": dt,
-            "warm_worse_than_multistart": int(worse.sum()),
-            "max_relative_objective_gap": float(gap.max()),
-            "max_abs_param_difference": {k: float(np.abs(w[k] - m[k]).max()) for k in names},
-            "se_warm": {k: float(w[k].std(ddof=1)) for k in names},
-            "se_multistart": {k: float(m[k].std(ddof=1)) for k in names},
-            "median_n_at_best_multistart": float(m["n_at_best"].median()),
-        }
-        print(f"[3] compare on {args.compare} resamples ({dt:.0f} s): warm start worse than the multi-start optimum on "
-              f"{int(worse.sum())} (max relative gap {gap.max():.2e}); SE warm vs multi: "
-              + ", ".join(f"{k} {part3['se_warm'][k]:.4g}/{part3['se_multistart'][k]:.4g}" for k in names))
-        out["compare"] = part3
+        out["compare"] = _compare(jaxscale, data, point, grid, args.compare, args.seed)
+
+    from jaxscale._io import write_atomic
 
     path = pathlib.Path(args.out or HERE / "results" / f"bench_bootstrap-{jax.default_backend()}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    write_atomic(path, json.dumps(out, indent=2, default=float) + "\n")
     print(f"wrote {path}")
     return out
+
+
+def _compare(jaxscale, data, point, grid, n, seed):
+    """Part 3: ``n`` resamples from the full grid (the reference), ``starts="auto"`` and ``"warm"``."""
+    names = list(EPOCH_SE)
+    runs, seconds = {}, {}
+    for label, starts in (("auto", "auto"), ("warm", "warm"), ("grid", grid)):
+        t0 = time.perf_counter()
+        runs[label] = jaxscale.bootstrap("chinchilla", data, n, key=seed, starts=starts, point=point,
+                                         progress=label == "grid")
+        seconds[label] = time.perf_counter() - t0
+    ref = runs["grid"].replicates
+    f_ref = ref["objective"].to_numpy()
+    part = {"n_resamples": n, "n_grid_starts": len(grid), "seconds": seconds,
+            "auto_starts": runs["auto"].settings["auto_starts"],
+            "median_n_at_best_grid": float(ref["n_at_best"].median()),
+            "se_grid": {k: float(ref[k].std(ddof=1)) for k in names}}
+    for label in ("auto", "warm"):
+        r = runs[label].replicates
+        gap = (r["objective"].to_numpy() - f_ref) / f_ref  # > 0: worse than the grid's optimum
+        theta_diff = np.abs(r[list(point.law.fit_names)].to_numpy() - ref[list(point.law.fit_names)].to_numpy())
+        part[label] = {
+            "n_starts": runs[label].settings["n_starts"], "fits": n * runs[label].settings["n_starts"],
+            "worse_than_grid_by_1e-6": int((gap > 1e-6).sum()),
+            "share_worse_than_grid_by_1e-6": float(np.mean(gap > 1e-6)),
+            "better_than_grid_by_1e-6": int((gap < -1e-6).sum()),
+            "max_relative_objective_gap": float(gap.max()), "min_relative_objective_gap": float(gap.min()),
+            "median_abs_relative_objective_gap": float(np.median(np.abs(gap))),
+            "max_abs_param_difference": {k: float(np.abs(r[k] - ref[k]).max()) for k in names},
+            "max_abs_fit_coordinate_difference": dict(zip(point.law.fit_names, theta_diff.max(0).tolist())),
+            "se": {k: float(r[k].std(ddof=1)) for k in names},
+            "se_ratio_to_grid": {k: float(r[k].std(ddof=1) / ref[k].std(ddof=1)) for k in names},
+        }
+        print(f"[3] {label} ({part[label]['n_starts']} starts, {seconds[label]:.1f} s) vs grid ({len(grid)} starts, "
+              f"{seconds['grid']:.0f} s) on {n} resamples: worse by > 1e-6 relative on "
+              f"{part[label]['worse_than_grid_by_1e-6']} (max relative gap {gap.max():.2e}); max |param diff| "
+              + ", ".join(f"{k} {v:.2g}" for k, v in part[label]["max_abs_param_difference"].items()))
+    return part
 
 
 if __name__ == "__main__":

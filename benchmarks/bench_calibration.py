@@ -8,7 +8,7 @@ width plus penalties for misses, lower is better), the mean CRPS (target units; 
 actual value), the median |relative error| of the point forecast, wall seconds (compilation included), held-out
 points and failed backtests; for stacked forecasts the mean stacking weights too.
 
-Sources (data under ``../shared/data``; each README describes them):
+Sources (the data sets bundled with jaxscale, ``jaxscale.datasets``; each README describes them):
 
 * ``revisiting`` -- Alabdulmohsin, Neyshabur, Zhai (2022, arXiv:2209.06640): each (Domain, Task, Model) learning
   curve of the NMT, LM, BB and IC domains, fitted on its ``Training == 1`` rows, scored on its ``Training == 0`` rows
@@ -93,11 +93,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_backtest import load as load_revisiting, machine_info  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
-REVISITING = SHARED / "revisiting_neural_scaling_laws"
-EPOCH_CSV = SHARED / "epoch_chinchilla" / "svg_extracted_data.csv"
-DATABLATIONS_CSV = SHARED / "datablations" / "datablations_parametric_fit_182runs.csv"
-
 SOURCES = ("revisiting", "chinchilla", "muennighoff")
 METHODS = ("fit", "bootstrap", "bayes", "calibrated", "calibrated_stacked")
 BASELINES = ("fit", "bootstrap", "bayes")
@@ -123,7 +118,7 @@ def ic_subset(curves: list, k: int) -> list:
 
 
 def revisiting_cases(args, jaxscale) -> list[dict]:
-    frame = load_revisiting(REVISITING, list(DOMAINS))
+    frame = load_revisiting(list(DOMAINS))  # revisiting_lang and revisiting_vision
     power = jaxscale.laws.get("power", resource="x")  # one Law object each: solvers compile per law and shape
     broken = jaxscale.laws.get("broken_power", resource="x")
     cases = []
@@ -142,7 +137,7 @@ def revisiting_cases(args, jaxscale) -> list[dict]:
 
 
 def chinchilla_cases(args, jaxscale) -> list[dict]:
-    data = pd.read_csv(EPOCH_CSV)
+    data = jaxscale.datasets.load("epoch_chinchilla")
     starts = args.chinchilla_starts
     options = {"starts": int(starts)} if starts != "grid" else {}
     return [{"source": "chinchilla", "group": f"C<={c:g}", "curve": f"C<={c:g}", "data": data, "split": {"C": c},
@@ -152,7 +147,7 @@ def chinchilla_cases(args, jaxscale) -> list[dict]:
 
 
 def muennighoff_cases(args, jaxscale) -> list[dict]:
-    data = pd.read_csv(DATABLATIONS_CSV)
+    data = jaxscale.datasets.load("muennighoff")
     sizes = np.unique(data["params"].to_numpy())
     cut = float(sizes[-2])
     return [{"source": "muennighoff", "group": f"N<={cut:.4g}", "curve": f"N<={cut:.4g}", "data": data,

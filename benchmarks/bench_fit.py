@@ -1,7 +1,7 @@
 """Epoch's 4,500-start protocol: jaxscale vs scipy L-BFGS-B, in the same run.
 
-Data: Epoch AI's digitised Chinchilla points (../shared/data/epoch_chinchilla),
-240 after dropping the 5 highest losses, D = C/(6N). Objective: summed Huber
+Data: Epoch AI's digitised Chinchilla points (bundled: ``jaxscale.datasets``,
+``epoch_chinchilla``), 240 after dropping the 5 highest losses, D = C/(6N). Objective: summed Huber
 (delta 1e-3) on log-loss residuals, LSE form. Starts: Hoffmann's 4,500-point
 grid, identical for every solver.
 
@@ -36,7 +36,8 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "epoch_chinchilla" / "svg_extracted_data.csv"
+#: ``--data``: a bundled data set's name or a CSV in Epoch's format (read by :func:`jaxscale.bench.load_data`).
+DEFAULT_DATA = "epoch_chinchilla"
 
 
 def hoffmann_grid():
@@ -57,7 +58,8 @@ def machine_info():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--data", default=DEFAULT_DATA,
+                    help="a CSV in Epoch's format or a data set's name (default %(default)s)")
     ap.add_argument("--scipy-starts", type=int, default=4500, help="starts for each scipy baseline (a uniform sample of the grid if < 4500)")
     ap.add_argument("--repeats", type=int, default=3, help="timed jaxscale repeats (after one compile run)")
     ap.add_argument("--big", type=int, default=0, help="also run this many random starts (e.g. 4500000 on a GPU)")
@@ -75,13 +77,13 @@ def main(argv=None):
     import jaxscale
     from jaxscale import validate
     from jaxscale._io import write_atomic
-    from jaxscale.bench import scipy_epoch_fits
+    from jaxscale.bench import load_data, scipy_epoch_fits
 
     path = pathlib.Path(args.out or ROOT / "benchmarks" / "results" / f"bench_fit-{jax.default_backend()}.json")
     if args.out is None:
         path.parent.mkdir(parents=True, exist_ok=True)
     validate.output_path(path, "--out")  # before the work, not after it
-    data = jaxscale.ScalingData.from_csv(args.data, N="Model Size", C="Training FLOP", loss="loss").drop_top(5)
+    data, _ = load_data(args.data)  # the 5 highest losses dropped
     starts = hoffmann_grid()
     np.testing.assert_array_equal(np.sort(starts, 0), np.sort(jaxscale.laws.get("chinchilla").default_starts(), 0))
 

@@ -41,7 +41,6 @@ import warnings
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-REVISITING = ROOT.parent / "shared" / "data" / "revisiting_neural_scaling_laws" / "benchmark.lang.csv"
 KS, PS, KINDS = (2, 3, 5, 8), (40, 200, 1000), ("spread", "close")
 
 
@@ -63,14 +62,12 @@ def random_problem(rng: np.random.Generator, K: int, P: int, kind: str) -> tuple
 
 def real_problems(n_curves: int) -> list[dict]:
     """The stacking problems of ``backtest([power, broken_power], ...)`` on ``n_curves`` Revisiting curves."""
-    import pandas as pd
-
     import jaxscale
     from jaxscale.errors import JaxscaleError
     from jaxscale.forecast import _api, backtest
     from jaxscale.forecast.stacking import stacking_problem
 
-    frame = pd.read_csv(REVISITING).drop_duplicates()
+    frame = jaxscale.datasets.load("revisiting_lang").drop_duplicates()
     curves = [c for d in ("NMT", "LM", "BB") for c in frame[frame.Domain == d].groupby(["Task", "Model"], sort=True)]
     # Spread over the domains: every k-th curve first, then the ones between (a curve too short for
     # broken_power's folds gives no stack and is skipped).

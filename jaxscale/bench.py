@@ -17,9 +17,10 @@ Four parts, each optional:
 * ``sbc``: :func:`jaxscale.bayes.sbc` on a 30-point design: datasets per
   second, compilation included.
 
-The data are Epoch AI's 240 digitised Chinchilla points when they can be
-found (``data=``, ``$JAXSCALE_SHARED_DATA`` or ``../shared/data``), otherwise
-240 synthetic points from :func:`jaxscale.demo_data`; the result says which.
+The data are Epoch AI's 240 digitised Chinchilla points, bundled with
+jaxscale (:mod:`jaxscale.datasets`, ``epoch_chinchilla``, its 5 highest
+losses dropped as Epoch does), unless ``data=`` names another CSV file or
+data set; the result says which.
 
 >>> from jaxscale.bench import run_bench
 >>> r = run_bench(parts=["fit"], sizes=[16], repeats=1, scipy_starts=0)   # or: jaxscale bench --parts fit ...
@@ -53,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from jaxscale import validate
-from jaxscale._io import json_safe, write_atomic
+from jaxscale._io import json_safe, text_or_write
 from jaxscale.errors import ArgumentError
 
 PARTS = ("fit", "bootstrap", "nuts", "sbc")
@@ -63,7 +64,8 @@ PLATFORMS = ("cpu", "gpu", "tpu")
 #: summed Huber from Hoffmann's grid ("replicate exactly" in Epoch's notebook; tests/test_fit.py checks it).
 EPOCH_FINGERPRINT = "5b166f7bbb7e33c199638732c6b11ff8d127593e26170e48fd7e7f7972a957f6"
 EPOCH_OPTIMUM = 0.0010182740178
-EPOCH_FILE = pathlib.Path("epoch_chinchilla") / "svg_extracted_data.csv"
+#: The columns of Epoch's CSV, for a file given as ``data=`` (a bundled data set brings its own roles).
+EPOCH_COLUMNS = {"N": "Model Size", "C": "Training FLOP", "loss": "loss"}
 
 #: Settings of the default run (~1.5 min on a 2-core CPU) and of ``quick=True`` (a smoke test: ~1 min there,
 #: most of it compiling).
@@ -144,10 +146,8 @@ class BenchResult:
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """Serialise :meth:`to_dict` (NaN and infinities as ``null``); write it atomically to ``path`` if given."""
-        text = json.dumps(json_safe(self.to_dict()), indent=2)
-        if path is not None:
-            write_atomic(validate.output_path(path), text + "\n")
-        return text
+        path = None if path is None else validate.output_path(path)
+        return text_or_write(json.dumps(json_safe(self.to_dict()), indent=2), path)
 
     def table(self) -> str:
         """Plain-text report."""
@@ -349,39 +349,26 @@ def _memory_stats(device) -> dict | None:
         return None
 
 
-def default_data_path() -> pathlib.Path | None:
-    """Epoch's CSV: under ``$JAXSCALE_SHARED_DATA``, ``../shared/data`` (from the working directory) or beside the
-    checkout; None if none exists."""
-    candidates = []
-    if os.environ.get("JAXSCALE_SHARED_DATA"):
-        candidates.append(pathlib.Path(os.environ["JAXSCALE_SHARED_DATA"]) / EPOCH_FILE)
-    candidates.append(pathlib.Path("..") / "shared" / "data" / EPOCH_FILE)
-    candidates.append(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / EPOCH_FILE)
-    return next((p for p in candidates if p.is_file()), None)
-
-
 def load_data(data=None):
     """The benchmark's data and a description of it.
 
-    ``data``: a path to Epoch's ``svg_extracted_data.csv`` (its 5 highest
-    losses are dropped, as Epoch does), a :class:`ScalingData`, or None to
-    look for Epoch's file (:func:`default_data_path`) and fall back to 240
-    synthetic points from :func:`jaxscale.demo_data`.
+    ``data``: None for Epoch AI's points (the bundled ``epoch_chinchilla``), a
+    path to a CSV in Epoch's format (``Model Size``, ``Training FLOP``,
+    ``loss``), a bundled data set's name (its default roles; an existing file
+    of that name wins), or a :class:`ScalingData` (used as given). From a file
+    or a data set the 5 highest losses are dropped, as Epoch does.
     """
     import jaxscale
+    from jaxscale import datasets
 
     if isinstance(data, jaxscale.ScalingData):
         d, name = data, "user data"
     else:
-        path = pathlib.Path(data) if data is not None else default_data_path()
-        if path is None:
-            d = jaxscale.demo_data(n_budgets=20, per_budget=12)
-            return d, {"name": "synthetic (demo_data 240 points)", "source": "jaxscale.demo_data(n_budgets=20, "
-                       "per_budget=12): Epoch's file was not found", "n_points": len(d), "fingerprint": d.fingerprint()}
-        if not path.is_file():
-            raise BenchError(f"--data {str(path)!r}: no such file (expected Epoch AI's svg_extracted_data.csv).")
-        d = jaxscale.ScalingData.from_csv(path, N="Model Size", C="Training FLOP", loss="loss").drop_top(5)
-        name = "user CSV (5 highest losses dropped)"
+        source = "epoch_chinchilla" if data is None else os.fspath(data)
+        columns = {} if datasets.is_dataset(source) else EPOCH_COLUMNS
+        d = datasets.read(source, argument="--data", **columns).drop_top(5)
+        name = (f"dataset {source} (5 highest losses dropped)" if datasets.is_dataset(source)
+                else "user CSV (5 highest losses dropped)")
     fp = d.fingerprint()
     if fp == EPOCH_FINGERPRINT:
         name = "Epoch AI's Chinchilla points (5 highest losses dropped)"
@@ -719,8 +706,8 @@ def run_bench(
         its devices are used (the solver shards starts over them); NUTS
         uses one, as :func:`jaxscale.bayes.sample` does by default.
     data
-        Path to Epoch's ``svg_extracted_data.csv``, a :class:`ScalingData`,
-        or None (see :func:`load_data`).
+        None (Epoch AI's points, bundled), a CSV path in Epoch's format, a
+        bundled data set's name or a :class:`ScalingData` (see :func:`load_data`).
     quick
         Tiny settings for a smoke test (:data:`QUICK`); explicit arguments
         still win.

@@ -187,8 +187,6 @@ def read_csv(path: str | os.PathLike, *, sep: str | None = None) -> CsvTable:
     >>> table.sep, list(table.frame.columns), table.lines.tolist()
     (';', ['N', 'D', 'loss'], [2, 4])
     """
-    import pandas as pd
-
     sep = _separator(sep)
     shown = os.fspath(path)
     if not os.path.exists(shown):
@@ -203,6 +201,14 @@ def read_csv(path: str | os.PathLike, *, sep: str | None = None) -> CsvTable:
                         f"UTF-8.") from None
     except OSError as e:
         raise DataError(f"Could not read {shown!r}: {e.strerror or e}.") from None
+    return _parse_csv(text, shown, sep)
+
+
+def _parse_csv(text: str, shown: str, sep: str | None) -> CsvTable:
+    """The CSV ``text`` (already read) as :func:`read_csv` reads a file: the same header checks and file lines;
+    ``shown`` names it in messages."""
+    import pandas as pd
+
     if sep is None:
         sep = _sniff(text)
     header, header_line, lines = None, 0, []
@@ -250,14 +256,15 @@ def read_csv(path: str | os.PathLike, *, sep: str | None = None) -> CsvTable:
 class _Where:
     """Where data rows came from, for messages: file lines (from a CSV) or row indices."""
 
-    def __init__(self, labels, lines=None):
+    def __init__(self, labels, lines=None, lines_of=None):
         self.labels = np.asarray(labels)
         self.lines = lines
+        self.file = f"{lines_of} " if lines_of else ""
         self.positional = bool(np.array_equal(self.labels, np.arange(self.labels.shape[0])))
 
     def one(self, i: int) -> str:
         if self.lines is not None:
-            return f"line {int(self.lines[i])}"
+            return f"{self.file}line {int(self.lines[i])}"
         if self.positional:
             return f"row {int(i)} (0-based row index)"
         label = self.labels[i]
@@ -268,7 +275,7 @@ class _Where:
         more = f" and {idx.size - limit} more" if idx.size > limit else ""
         idx = idx[:limit]
         if self.lines is not None:
-            return f"lines {np.asarray(self.lines)[idx].tolist()}{more}"
+            return f"{self.file}lines {np.asarray(self.lines)[idx].tolist()}{more}"
         if self.positional:
             return f"rows {idx.tolist()}{more} (0-based row indices)"
         return f"rows with index labels {self.labels[idx].tolist()}{more}"
@@ -434,6 +441,8 @@ class ScalingData:
         flops_per_token: float = 6.0,
         source: str = "DataFrame",
         lines=None,
+        lines_of: str | None = None,
+        aliases: bool = True,
         **columns: str,
     ) -> ScalingData:
         """Build from a pandas DataFrame.
@@ -450,6 +459,13 @@ class ScalingData:
         lines
             The file line of each row (:func:`read_csv` gives them): messages
             then say "line 9" instead of a row index.
+        lines_of
+            What file ``lines`` are lines of, for messages: ``"epoch_chinchilla"``
+            makes them say "epoch_chinchilla line 9". None (default) says "line 9".
+        aliases
+            Look the unmapped roles up among the columns by their usual names
+            (default). False maps the given roles only (a bundled data set's
+            roles are explicit: :mod:`jaxscale.datasets`).
         **columns
             Mapping from canonical names (``N``, ``D``, ``C``, ``U``, ``x``,
             ``loss`` or ``score``, ``group``, ``run``) to column names, e.g.
@@ -487,9 +503,9 @@ class ScalingData:
             if lines.shape != (len(frame),):
                 raise ArgumentError(f"lines must give one file line per row ({len(frame)}); got shape {lines.shape}.")
         shown = "the DataFrame" if source == "DataFrame" else source
-        mapping, target_name = _resolve_columns(list(frame.columns), dict(columns), shown)
+        mapping, target_name = _resolve_columns(list(frame.columns), dict(columns), shown, aliases)
         rows = np.asarray(frame.index)
-        where = _Where(rows, lines)
+        where = _Where(rows, lines, lines_of if lines is not None else None)
         names = {key: key if str(c) == key else f"{key} (column {c!r})" for key, c in mapping.items()}
         arrays = {key: _numeric_column(frame[c], f"column {c!r} ({key})", where)
                   for key, c in mapping.items() if key not in LABEL_KEYS}
@@ -559,6 +575,21 @@ class ScalingData:
                               **columns)
 
     @classmethod
+    def from_dataset(cls, name: str, *, flops_per_token: float = 6.0, **columns) -> ScalingData:
+        """A data set bundled with jaxscale, with its default roles: :func:`jaxscale.datasets.scaling_data`.
+
+        ``columns`` map roles to columns over the defaults (``info(name).roles``) and may hold ``exclude`` and
+        ``select``; messages about a row name its CSV line (``"epoch_chinchilla line 12"``).
+
+        >>> from jaxscale import ScalingData
+        >>> len(ScalingData.from_dataset("epoch_chinchilla").drop_top(5))   # Epoch's 240 points
+        240
+        """
+        from jaxscale.datasets import scaling_data
+
+        return scaling_data(name, flops_per_token=flops_per_token, **columns)
+
+    @classmethod
     def coerce(cls, data, **columns) -> ScalingData:
         """Accept a ScalingData, a DataFrame, a CSV path or a mapping of arrays."""
         if isinstance(data, ScalingData):
@@ -603,10 +634,10 @@ class ScalingData:
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
             if "D" not in cov and "C" in cov and "N" in cov:
                 cov["D"] = cov["C"] / (k * cov["N"])
-                _check_derived("D", f"C / ({k:g} N)", cov, ("C", "N"), where)
+                check_derived("D", f"C / ({k:g} N)", cov, ("C", "N"), where.one)
             elif "C" not in cov and "N" in cov and "D" in cov:
                 cov["C"] = k * cov["N"] * cov["D"]
-                _check_derived("C", f"{k:g} N D", cov, ("N", "D"), where)
+                check_derived("C", f"{k:g} N D", cov, ("N", "D"), where.one)
         for key in (k for k in given if k in MIXED_UNITS_KEYS):
             found = mixed_units(cov[key])
             if found is not None:
@@ -768,8 +799,9 @@ class ScalingData:
         return f"ScalingData(n={len(self)}, covariates={sorted(self.covariates)}, source={self.source!r})"
 
 
-def _resolve_columns(available: list, columns: dict, shown: str) -> tuple[dict, str]:
-    """``(role -> column, target name)``: explicit mappings (matched stripped), then :data:`ALIASES`."""
+def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool = True) -> tuple[dict, str]:
+    """``(role -> column, target name)``: explicit mappings (matched stripped), then :data:`ALIASES` (unless
+    ``aliases`` is False)."""
     allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | set(TARGET_KEYS)
     unknown = sorted(set(columns) - allowed)
     if unknown:
@@ -801,7 +833,7 @@ def _resolve_columns(available: list, columns: dict, shown: str) -> tuple[dict, 
     if len(set(map(str, used))) < len(used):
         raise DataError(f"One column is mapped to two roles: {mapping}.")
     for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS):
-        if key in mapping or key not in ALIASES:
+        if key in mapping or key not in ALIASES or not aliases:
             continue
         hits = [c for c in matching_columns(available, key) if c not in used]
         if len(hits) > 1:
@@ -815,15 +847,18 @@ def _resolve_columns(available: list, columns: dict, shown: str) -> tuple[dict, 
     return mapping, target_name
 
 
-def _check_derived(key: str, formula: str, cov: Mapping[str, np.ndarray], inputs: tuple[str, str],
-                   where: _Where) -> None:
+def check_derived(key: str, formula: str, cov: Mapping[str, np.ndarray], inputs: tuple[str, str], where,
+                  prefix: str = "") -> None:
+    """A covariate derived from two others (``D = C / (k N)``, ``C = k N D``) must be finite and > 0: else a
+    :class:`DataError` naming the first bad row by ``where(i)`` (e.g. ``"line 3"``, ``"point 0"``), the inputs
+    there, and that the units are the likely cause. Shared by :class:`ScalingData` and forecast points."""
     v = cov[key]
     bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
     if bad.size:
         i = bad[0]
         given = ", ".join(f"{c}={cov[c][i]:g}" for c in inputs)
-        raise DataError(f"{key} derived as {formula} is {v[i]:g} at {where.one(i)} ({given}; {bad.size} row(s) "
-                        f"affected); a derived {key} must be finite and > 0: check the units of "
+        raise DataError(f"{prefix}{key} derived as {formula} is {v[i]:g} at {where(i)} ({given}; {bad.size} "
+                        f"row(s) affected); a derived {key} must be finite and > 0: check the units of "
                         f"{' and '.join(inputs)}, or give {key} itself.")
 
 

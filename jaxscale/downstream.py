@@ -171,7 +171,9 @@ def read_observational(source, benchmark: str, *, family: str | None = None,
     Parameters
     ----------
     source
-        A CSV path or a DataFrame with ``Model``, ``Model Family`` and the
+        A CSV path, a bundled data set's name (``"ruan_base"``, ``"ruan_base_sub_10b"``,
+        ``"ruan_instruct"``; see :mod:`jaxscale.datasets`; an existing file of that name
+        wins) or a DataFrame with ``Model``, ``Model Family`` and the
         columns of :data:`OBSERVATIONAL_COLUMNS` (billions of parameters,
         trillions of tokens, units of 1e21 FLOPs; converted here).
     benchmark
@@ -188,14 +190,22 @@ def read_observational(source, benchmark: str, *, family: str | None = None,
     a score outside (0, 1] raises a :class:`~jaxscale.DataError`.
     """
     if isinstance(source, (str, os.PathLike)):
+        from jaxscale import datasets
+
         path = os.fspath(source)
-        if not os.path.exists(path):
-            raise DataError(f"read_observational: no such file {path!r}.")
-        frame, where = read_csv(path).frame, os.path.abspath(path)  # sniffed separator, repeated headers refused
+        if datasets.is_dataset(path):  # the table as stored: its units are converted below
+            frame, where = datasets.load(path), f"dataset {path}"
+        elif not os.path.exists(path):
+            raise DataError(f"read_observational: {path!r} is neither an existing file nor a dataset; datasets: "
+                            f"{', '.join(n for n in datasets.available() if n.startswith('ruan_'))} (Ruan et al.'s "
+                            f"tables), or see jaxscale.datasets.available().")
+        else:
+            frame, where = read_csv(path).frame, os.path.abspath(path)  # sniffed separator, repeated headers refused
     elif isinstance(source, pd.DataFrame):
         frame, where = source, "DataFrame"
     else:
-        raise DataError(f"read_observational: source must be a CSV path or a DataFrame; got {type(source).__name__}.")
+        raise DataError(f"read_observational: source must be a CSV path, a dataset name or a DataFrame; got "
+                        f"{type(source).__name__}.")
     unknown = [c for c in covariates if c not in OBSERVATIONAL_COLUMNS]
     if unknown or not covariates:
         raise DataError(f"covariates must be a non-empty subset of {list(OBSERVATIONAL_COLUMNS)}; got {covariates!r}.")

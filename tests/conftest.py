@@ -15,7 +15,8 @@ SHARED_DATA = pathlib.Path(os.environ.get("JAXSCALE_SHARED_DATA", ROOT.parent / 
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-    """../shared/data beside the checkout (reference data, never copied into the repo)."""
+    """../shared/data beside the checkout: the reference copies the bundled data sets (jaxscale.datasets) are
+    checked against, byte for byte (tests/test_datasets.py); every other test reads the bundled data sets."""
     if not SHARED_DATA.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the reproductions, but reference data is missing at {SHARED_DATA}")
@@ -24,12 +25,9 @@ def shared_data() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def epoch_data(shared_data):
+def epoch_data():
     """Epoch's 245 digitised Chinchilla points minus the 5 highest losses (240)."""
-    d = jaxscale.ScalingData.from_csv(
-        shared_data / "epoch_chinchilla" / "svg_extracted_data.csv", N="Model Size", C="Training FLOP", loss="loss"
-    )
-    return d.drop_top(5)
+    return jaxscale.datasets.scaling_data("epoch_chinchilla").drop_top(5)
 
 
 #: Checks moved to ``-m slow`` to keep the default suite near its ~10 minute budget on 2 cores (measured

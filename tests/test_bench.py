@@ -17,18 +17,20 @@ from jaxscale import bench
 from jaxscale.bench import EPOCH_OPTIMUM, BenchError, run_bench
 from jaxscale.cli import bench as bench_command
 from jaxscale.cli import main
-from jaxscale.errors import ArgumentError
+from jaxscale.errors import ArgumentError, DataError
 
 
 @pytest.fixture(scope="module")
-def epoch_csv(shared_data):
-    return shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
+def epoch_csv(tmp_path_factory):
+    """Epoch's CSV as a file (from the bundled copy), for --data FILE."""
+    path = tmp_path_factory.mktemp("epoch") / "svg_extracted_data.csv"
+    path.write_bytes(jaxscale.datasets.raw("epoch_chinchilla"))
+    return path
 
 
 @pytest.fixture(scope="module")
-def small(epoch_csv):
-    return run_bench(["fit", "bootstrap"], data=epoch_csv, sizes=[64, 128], repeats=1, scipy_starts=20,
-                     bootstrap_resamples=50)
+def small():
+    return run_bench(["fit", "bootstrap"], sizes=[64, 128], repeats=1, scipy_starts=20, bootstrap_resamples=50)
 
 
 def _positive(x):
@@ -100,9 +102,9 @@ def _bench_args(*argv):
     return sub.choices["bench"].parse_args(list(argv))
 
 
-def test_command_module_runs_alone_and_checks_its_output_first(epoch_csv, tmp_path, capsys, monkeypatch):
+def test_command_module_runs_alone_and_checks_its_output_first(tmp_path, capsys, monkeypatch):
     out = tmp_path / "b.json"
-    args = _bench_args("--parts", "fit", "--data", str(epoch_csv), "--sizes", "64", "--repeats", "0",
+    args = _bench_args("--parts", "fit", "--data", "epoch_chinchilla", "--sizes", "64", "--repeats", "0",
                        "--scipy-starts", "0", "--json", str(out))
     assert bench_command.run(args) == 0
     assert json.loads(out.read_text())["results"]["fit"]["sizes"][0]["n_starts"] == 64
@@ -146,22 +148,28 @@ def test_platform_already_fixed_is_an_error(monkeypatch):
     assert jax.config.read("jax_platform_name") == before
 
 
-def test_missing_optional_packages_are_skips_not_crashes(epoch_csv, monkeypatch):
+def test_missing_optional_packages_are_skips_not_crashes(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("arviz", "scipy")
                         else real(name, *a))
-    res = run_bench(["fit", "nuts"], data=epoch_csv, sizes=[64], repeats=0, scipy_starts=5)
+    res = run_bench(["fit", "nuts"], sizes=[64], repeats=0, scipy_starts=5)
     assert res.results["nuts"] == {"skipped": "arviz not installed (bayes.sample returns ArviZ InferenceData)"}
     assert res.results["fit"]["scipy"]["skipped"].startswith("scipy not installed" if jax.default_backend() == "cpu"
                                                             else "the scipy baseline runs on a CPU only")
     assert res.ok and "nuts: skipped: arviz not installed" in res.table()
 
 
-def test_synthetic_fallback_is_labelled(monkeypatch):
-    monkeypatch.setattr(bench, "default_data_path", lambda: None)
+def test_data_is_always_epochs_unless_given(epoch_csv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ../shared anywhere near: the bundled copy is used
     d, info = bench.load_data()
-    assert len(d) == 240 and info["name"] == "synthetic (demo_data 240 points)"
-    with pytest.raises(BenchError, match="no such file"):
+    assert len(d) == 240 and info["fingerprint"] == bench.EPOCH_FINGERPRINT
+    assert info["name"].startswith("Epoch AI's") and info["source"] == "dataset epoch_chinchilla"
+    from_file, file_info = bench.load_data(epoch_csv)  # --data FILE, Epoch's columns
+    assert file_info["fingerprint"] == bench.EPOCH_FINGERPRINT and file_info["source"] == str(epoch_csv)
+    other, other_info = bench.load_data("muennighoff")  # --data NAME, that data set's own roles
+    assert len(other) == 177 and other_info["name"] == "dataset muennighoff (5 highest losses dropped)"
+    with pytest.raises(DataError, match="--data '/nonexistent/svg_extracted_data.csv' is neither an existing file "
+                                        "nor a dataset; datasets: epoch_chinchilla, "):
         bench.load_data("/nonexistent/svg_extracted_data.csv")
 
 
@@ -177,8 +185,8 @@ def test_grid_starts_subsample_and_repeat():
 
 
 @pytest.mark.slow
-def test_quick_run_of_every_part(epoch_csv):
-    res = run_bench(data=epoch_csv, quick=True)
+def test_quick_run_of_every_part():
+    res = run_bench(quick=True)
     assert res.ok and set(res.results) == {"fit", "bootstrap", "nuts", "sbc"}
     n, s = res.results["nuts"], res.results["sbc"]
     assert n["chains"] == 2 and n["samples"] == 150 and _positive(n["ess_per_s"]) and n["min_ess_bulk"] > 10

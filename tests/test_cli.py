@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from jaxscale import datasets
 from jaxscale.cli import main
 
 
@@ -11,9 +12,10 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "jaxscale.cli", *args], capture_output=True, text=True, timeout=600)
 
 
-def test_fit_writes_the_documented_json(shared_data, tmp_path, capsys):
+def test_fit_writes_the_documented_json(tmp_path, capsys):
     out = tmp_path / "fit.json"
-    csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
+    csv = tmp_path / "svg_extracted_data.csv"  # Epoch's CSV as a file: DATA as a path, roles mapped with --col
+    csv.write_bytes(datasets.raw("epoch_chinchilla"))
     rc = main(["fit", str(csv), "--law", "chinchilla", "--col", "N=Model Size", "--col", "C=Training FLOP",
                "--col", "loss=loss", "--drop-top-loss", "5", "--starts", "grid", "--objective", "huber",
                "--delta", "1e-3", "--json", str(out)])
@@ -59,7 +61,7 @@ def test_laws_lists_formulas():
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["fit", "/nonexistent.csv"], "No such data file"),
+        (["fit", "/nonexistent.csv"], "DATA '/nonexistent.csv' is neither an existing file nor a dataset"),
         (["fit", "{csv}", "--law", "chinchila"], "Unknown law 'chinchila'"),
         (["fit", "{csv}", "--col", "N=nope"], "Column 'nope' (mapped to N) is not in the data"),
         (["fit", "{csv}", "--fix", "gamma=1"], "--fix names unknown parameter"),
@@ -81,11 +83,10 @@ def test_bad_option_is_an_argparse_error():
 
 
 @pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
-def test_bootstrap_prints_table_and_writes_the_documented_json(shared_data, tmp_path, capsys):
+def test_bootstrap_prints_table_and_writes_the_documented_json(tmp_path, capsys):
     out = tmp_path / "boot.json"
-    csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
-    rc = main(["bootstrap", str(csv), "--law", "chinchilla", "--col", "N=Model Size", "--col", "C=Training FLOP",
-               "--drop-top-loss", "5", "-n", "300", "--method", "pairs", "--starts", "warm", "--compute", "5.88e23",
+    rc = main(["bootstrap", "epoch_chinchilla", "--law", "chinchilla", "--drop-top-loss", "5", "-n", "300",
+               "--method", "pairs", "--starts", "warm", "--compute", "5.88e23",
                "--loss-at", "N=7e10,D=1.4e12", "--json", str(out), "--no-progress"])
     assert rc == 0
     printed = capsys.readouterr().out

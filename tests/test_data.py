@@ -134,8 +134,8 @@ def test_missing_file():
         ScalingData.from_csv("/nonexistent/runs.csv")
 
 
-def test_drop_top_matches_epoch_rule(epoch_data, shared_data):
-    raw = pd.read_csv(shared_data / "epoch_chinchilla" / "svg_extracted_data.csv")
+def test_drop_top_matches_epoch_rule(epoch_data):
+    raw = jaxscale.datasets.load("epoch_chinchilla")
     keep = raw["loss"] < sorted(raw["loss"])[-5]
     assert len(epoch_data) == 240 == int(keep.sum())
     np.testing.assert_array_equal(np.sort(epoch_data.y), np.sort(raw["loss"][keep].to_numpy()))
@@ -302,17 +302,17 @@ def test_mixed_units_warn_once_naming_the_rows(tmp_path):
     ScalingData.from_arrays(x=[10.0, 30.0, 100.0, 1e7, 1e8], loss=[3.0, 2.9, 2.8, 2.2, 2.1])
 
 
-def test_mixed_units_rule_is_quiet_on_real_data(shared_data):
+def test_mixed_units_rule_is_quiet_on_real_data():
     assert mixed_units(np.geomspace(1e7, 1e11, 40)) is None  # an IsoFLOP grid
     assert mixed_units([1e3, 1e9]) is None  # two values cannot tell
     for d in (jaxscale.demo_data(),):
         assert all(mixed_units(v) is None for v in d.covariates.values())
-    for path in sorted(shared_data.rglob("*.csv")):
-        f = pd.read_csv(path)
+    for name in jaxscale.datasets.available():  # every published data set bundled with jaxscale
+        f = jaxscale.datasets.load(name)
         for c in f.columns:
             v = pd.to_numeric(f[c], errors="coerce").to_numpy(dtype=float)
             v = v[np.isfinite(v) & (v > 0)]
-            assert mixed_units(v) is None, (path.name, c)
+            assert mixed_units(v) is None, (name, c)
 
 
 BAD_VALUES = {"bool": [True, False, True], "complex": [1e8 + 1j, 1e9, 1e10], "bool dtype": np.array([True] * 3)}

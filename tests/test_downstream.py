@@ -12,7 +12,7 @@ from jaxscale._draws import ParamSource
 from jaxscale.errors import ArgumentError, DataError, FitError, JaxscaleError, LawError
 from jaxscale.fit import numpy_rng
 
-OBS_FILE = ("observational_scaling_laws", "base_llm_benchmark_eval.csv")
+OBS = "ruan_base"  # Ruan et al.'s base-model table, bundled (jaxscale.datasets)
 # Epoch AI's Chinchilla fit and its bootstrap SEs (published_results.md, section 2).
 EPOCH = {"E": 1.81686, "A": 482.00572, "B": 2085.43420, "alpha": 0.34781, "beta": 0.36585}
 EPOCH_SE = {"A": 124.52232, "B": 1293.28410, "E": 0.02566, "alpha": 0.01540, "beta": 0.02060}
@@ -55,8 +55,8 @@ def two_stages():
 
 
 @pytest.fixture(scope="module")
-def obs_path(shared_data):
-    return shared_data.joinpath(*OBS_FILE)
+def obs_path():
+    return OBS
 
 
 # --------------------------------------------------------------------------- the law
@@ -184,7 +184,7 @@ def test_two_stage_new_model_adds_scatter_reproducibly(two_stages):
 
 
 def test_observational_rows_without_covariates_are_counted(obs_path):
-    raw = pd.read_csv(obs_path)
+    raw = jaxscale.datasets.load(obs_path)
     cols = ["Model Size (B)", "Pretraining Data Size (T)", "FLOPs (1E21)", "HellaSwag"]
     lacking = raw.index[raw[cols].isna().any(axis=1)]
     with pytest.warns(UserWarning, match=f"{len(lacking)} excluded"):
@@ -373,7 +373,7 @@ def test_observational_bad_requests_are_named(obs_path):
         downstream.read_observational(obs_path, "Hellaswag", family="Pythia")
     with pytest.raises(DataError, match=r"column .HumanEval.: row \d+ holds 0.0"):
         downstream.read_observational(obs_path, "HumanEval")
-    table = pd.read_csv(obs_path).astype({"FLOPs (1E21)": object})
+    table = jaxscale.datasets.load(obs_path).astype({"FLOPs (1E21)": object})
     table.loc[3, "FLOPs (1E21)"] = "lots"
     with pytest.raises(DataError, match=r"column 'FLOPs \(1E21\)': row 3 holds 'lots', which is not a number"):
         downstream.read_observational(table, "HellaSwag")

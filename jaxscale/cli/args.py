@@ -117,7 +117,8 @@ def sep(text: str) -> str:
 
 
 def data_args(f: argparse.ArgumentParser, law_list: bool = False) -> None:
-    f.add_argument("data", help="CSV file, one row per run")
+    f.add_argument("data", help="CSV file, one row per run, or a bundled data set's name (see `jaxscale datasets`; "
+                                "an existing file wins)")
     if law_list:
         f.add_argument("--law", type=law_names, default=["chinchilla"],
                        help="law name, or a comma-separated list for a stacked forecast weighted by leave-future-out "
@@ -127,7 +128,8 @@ def data_args(f: argparse.ArgumentParser, law_list: bool = False) -> None:
     f.add_argument("--law-option", action="append", type=law_option, default=[], metavar="NAME=VALUE",
                    help="law option, e.g. resource=C for `power`")
     f.add_argument("--col", action="append", type=col, default=[], metavar="ROLE=COLUMN",
-                   help="map a role (N, D, C, U, x, loss, group, run) to a column")
+                   help="map a role (N, D, C, U, x, loss, group, run) to a column; over a data set's default "
+                        "roles (ROLE= with no column unmaps one)")
     f.add_argument("--sep", type=sep, default=None, metavar="CHAR",
                    help="CSV field separator (default: sniffed from the file: comma, semicolon, tab or |)")
     f.add_argument("--drop-top-loss", type=count("--drop-top-loss", 0), default=0, metavar="K",
@@ -174,7 +176,7 @@ def inputs(args):
     columns = dict(args.col)
     if args.sep is not None:
         columns["sep"] = args.sep
-    data = jaxscale.ScalingData.from_csv(args.data, flops_per_token=args.flops_per_token, **columns)
+    data = jaxscale.datasets.read(args.data, argument="DATA", flops_per_token=args.flops_per_token, **columns)
     if args.drop_top_loss:
         data = data.drop_top(args.drop_top_loss)
     return law, data, fixed

@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
     b.add_argument("--device", choices=PLATFORMS, default=None, help="platform to run on (default: JAX's default)")
     b.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts (default {','.join(PARTS)})")
     b.add_argument("--data", default=None, metavar="CSV",
-                   help="Epoch's svg_extracted_data.csv (default: $JAXSCALE_SHARED_DATA or ../shared/data; "
-                        "else 240 synthetic points)")
+                   help="a CSV in the format of Epoch's svg_extracted_data.csv, or a bundled data set's name "
+                        "(default: Epoch's points, bundled as epoch_chinchilla); its 5 highest losses are dropped")
     b.add_argument("--quick", action="store_true", help="tiny settings: a smoke test")
     b.add_argument("--sizes", default=None, metavar="N,N,..",
                    help="numbers of starts for the fit part (default 64,512,4500; more than 4,500 repeats the grid)")

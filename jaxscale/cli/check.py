@@ -12,8 +12,8 @@ from jaxscale.forecast import Forecast
 def add_parser(sub) -> None:
     c = sub.add_parser("check", help="score a saved forecast against the runs' actual results")
     c.add_argument("forecast", help="forecast JSON from `jaxscale forecast --out` (or `jaxscale backtest --json`)")
-    c.add_argument("actual", help="CSV of the finished runs; rows are matched to forecast points by the law's "
-                                  "covariates")
+    c.add_argument("actual", help="CSV of the finished runs, or a bundled data set's name (see `jaxscale datasets`); "
+                                  "rows are matched to forecast points by the law's covariates")
     c.add_argument("--col", action="append", type=col, default=[], metavar="ROLE=COLUMN",
                    help="map a role (N, D, C, U, x, loss, group, run) to a column")
     c.add_argument("--flops-per-token", type=positive("--flops-per-token"), default=None,

@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     where.add_argument("--at", action="append", type=fa.at_point, default=None, metavar="ROLE=VALUE[,...]",
                        help="a point to forecast, e.g. --at N=7e10,D=1.4e12 (repeatable, the same roles each "
                             "time; give D or C, the other is derived from C = k N D)")
-    where.add_argument("--at-csv", metavar="FILE", help="CSV of the points to forecast (covariate columns)")
+    where.add_argument("--at-csv", metavar="FILE",
+                       help="CSV of the points to forecast (covariate columns), or a bundled data set's name")
     f.add_argument("--out", dest="json", metavar="FORECAST.json",
                    help="write the forecast (points, predictive draws, provenance) as JSON; same as --json. "
                         "`jaxscale check` reads it")

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxscale.data import COVARIATE_KEYS, LABEL_KEYS, ScalingData, matching_columns, read_csv as read_table
+from jaxscale.data import (COVARIATE_KEYS, LABEL_KEYS, ScalingData, check_derived, matching_columns,
+                           read_csv as read_table)
 from jaxscale.errors import ArgumentError, DataError
 from jaxscale.forecast._split import is_number
 from jaxscale.laws import Law
@@ -20,15 +21,16 @@ _ROLE_KEYS = set(COVARIATE_KEYS) | set(LABEL_KEYS) | {"loss", "score", "y"}
 def coerce(data, columns: Mapping[str, Any]) -> tuple[ScalingData, pd.DataFrame | None]:
     """ScalingData plus the raw frame its rows came from (in the same order), when there is one.
 
-    ``columns`` maps roles to columns and may hold ``flops_per_token`` and ``sep`` (the CSV separator; None
-    sniffs it), which applies only to a CSV path.
+    ``data`` may be a CSV path or a bundled data set's name (:func:`jaxscale.datasets.read_table`). ``columns``
+    maps roles to columns and may hold ``flops_per_token`` and ``sep`` (the CSV separator; None sniffs it), which
+    applies only to a CSV path.
     """
     columns = dict(columns)
     sep = columns.pop("sep", None)
     if isinstance(data, (str, os.PathLike)):
-        table = read_table(data, sep=sep)
-        full = ScalingData.from_frame(table.frame, source=os.path.abspath(table.path), lines=table.lines, **columns)
-        return full, table.frame
+        from jaxscale import datasets  # a CSV path, or a bundled data set's name (an existing path wins)
+
+        return datasets.read_table(data, sep=sep, **columns)
     if sep is not None:
         raise ArgumentError(f"sep applies only when the data is a CSV path; got {type(data).__name__} data.")
     if isinstance(data, pd.DataFrame):
@@ -96,13 +98,7 @@ def points(laws: tuple[Law, ...], at, flops_per_token: float) -> pd.DataFrame:
             derived = ("C", f"{flops_per_token:g} N D", ("N", "D"))
     if derived is not None:
         key, formula, inputs = derived
-        v = cols[key]
-        bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
-        if bad.size:
-            i = bad[0]
-            given = ", ".join(f"{c}={cols[c][i]:g}" for c in inputs)
-            raise DataError(f"at: {key} derived as {formula} is {v[i]:g} at point {i} ({given}); a derived {key} "
-                            f"must be finite and > 0: check the units of {' and '.join(inputs)}, or give {key}.")
+        check_derived(key, formula, cols, inputs, lambda i: f"point {i}", prefix="at: ")
     for law in laws:
         missing = [c for c in law.covariates if c not in cols]
         if missing:
@@ -117,9 +113,14 @@ def points_csv(path: str, columns: Mapping[str, str], sep: str | None = None) ->
 
     A role's column is the one mapped with ``--col`` (when the CSV has it), else one named as the role itself,
     else one with a usual name (:data:`jaxscale.data.ALIASES`, compared as :func:`jaxscale.data.normalize_name`
-    does). ``sep=None`` sniffs the separator.
+    does). ``sep=None`` sniffs the separator. A bundled data set's name reads its table (units in counts), its
+    default roles first.
     """
-    table = read_table(path, sep=sep)
+    from jaxscale import datasets  # a CSV path, or a bundled data set's name (an existing path wins)
+
+    table = datasets.csv_table(path, sep=sep, argument="--at-csv")
+    if datasets.is_dataset(path):
+        columns = {**datasets.info(path).roles, **columns}  # its default roles, --col over them
     frame = table.frame
     found: dict[str, np.ndarray] = {}
     for role in COVARIATE_KEYS:
