@@ -2,7 +2,7 @@
 
 Data flow::
 
-    data --fit()--> point estimate
+    data --fit()--> point estimate (and, for starts="auto", the distinct optima of its multi-start)
     key --fold_in(r)--> resample r: point counts (pairs / cluster) or targets (residual)
     (replicates x starts) --solver.solve_chunks (chunked, sharded)--> per-start optima
     --best start per replicate--> draws --> SEs, covariance, percentile / BCa intervals, derive(fn)
@@ -17,9 +17,10 @@ number of devices.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import functools
 import json
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -30,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxscale import progress as _progress
 from jaxscale import validate
-from jaxscale._io import json_safe, write_atomic
+from jaxscale._io import json_safe, text_or_write
 from jaxscale._version import __version__
 from jaxscale.data import ScalingData
 from jaxscale.errors import ArgumentError, DerivedError, FitError
@@ -40,6 +42,16 @@ from jaxscale.laws import Law, get
 from jaxscale.solver import OK_STATUSES, Replicates, SolverConfig, Status, solve_chunks
 
 METHODS = ("pairs", "residual", "cluster")
+#: The default ``starts`` of :func:`bootstrap`, of the bootstrap inside :func:`jaxscale.forecast.forecast` and
+#: :func:`~jaxscale.forecast.backtest`, and of the command line's ``--starts`` (its help is written from it).
+BOOTSTRAP_STARTS = "auto"
+#: The named ``starts`` of :func:`bootstrap` (besides a number of random starts or an array of starts).
+START_KINDS = ("auto", "warm", "grid")
+#: ``starts="auto"``: at most this many distinct optima of the point fit's multi-start (the best ones).
+AUTO_MAX_STARTS = 16
+#: ``starts="auto"``: two optima are one when their log-predictions at every data point differ by at most this
+#: (1e-4 = 0.01% of the target; a tenth of the default Huber delta).
+AUTO_PREDICTION_ATOL = 1e-4
 #: Share of unidentified replicates above which :func:`bootstrap` warns that its interval is unreliable.
 UNIDENTIFIED_WARN = 0.1
 INTERVALS = ("percentile", "bca")
@@ -254,6 +266,14 @@ class Derived:
     ``estimate`` and each row of ``draws`` have the quantity's shape (scalar,
     or e.g. one value per compute budget). Non-finite draws are counted in
     ``n_nonfinite`` and excluded from SEs and intervals (with a warning).
+    ``index`` labels the values: the budgets ``C`` of :func:`jaxscale.derived.n_opt` and the like, the points
+    of :func:`~jaxscale.derived.loss_at`, or the quantity's name for a scalar.
+
+    >>> import jaxscale, jaxscale.derived as dv
+    >>> b = jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), 50, key=0, starts="warm")
+    >>> t = b.derive(dv.tokens_per_param([1e22, 1e23])).ci(0.9)
+    >>> list(t.columns), t.index.name, t.index.tolist()
+    (['estimate', 'lo', 'hi'], 'C', [1e+22, 1e+23])
     """
 
     name: str
@@ -261,6 +281,7 @@ class Derived:
     draws: np.ndarray
     n_nonfinite: int
     _jack: Callable[[], np.ndarray] = field(repr=False, default=None)
+    index: Any = None
 
     def _flat(self):
         d = self.draws.reshape(self.draws.shape[0], -1)
@@ -270,17 +291,35 @@ class Derived:
         """Bootstrap standard error (ddof = 1)."""
         return self._flat().std(0, ddof=1).reshape(self.estimate.shape)
 
-    def ci(self, level: float = 0.95, method: str = "percentile") -> np.ndarray:
-        """``[lo, hi]`` stacked on a leading axis of 2."""
+    def interval(self, level: float = 0.95, method: str = "percentile") -> np.ndarray:
+        """The interval as an array: ``[lo, hi]`` stacked on a leading axis of 2 (``lo, hi = d.interval()``)."""
         level, method = _interval_args(level, method)
         jack = lambda: self._jack().reshape(-1, self._flat().shape[1])  # noqa: E731
         lohi = _interval(self._flat(), self.estimate.reshape(-1), level, method, jack)
         return lohi.reshape((2,) + self.estimate.shape)
 
+    def ci(self, level: float = 0.95, method: str = "percentile"):
+        """A DataFrame, one row per value (indexed by :attr:`index`): ``estimate``, ``lo``, ``hi``.
+
+        ``level`` and ``method`` (``"percentile"`` or ``"bca"``) are in ``.attrs``; :meth:`interval` gives the
+        bare array.
+        """
+        import pandas as pd
+
+        lo, hi = self.interval(level, method)
+        if self.index is not None:
+            name, labels = self.index
+        else:
+            name, labels = (None, [self.name]) if self.estimate.ndim == 0 else (None, range(self.estimate.size))
+        frame = pd.DataFrame({"estimate": self.estimate.reshape(-1), "lo": lo.reshape(-1), "hi": hi.reshape(-1)},
+                             index=pd.Index(list(labels), name=name))
+        frame.attrs.update(quantity=self.name, level=float(level), method=method)
+        return frame
+
     def to_dict(self, level: float = 0.95, method: str = "percentile") -> dict[str, Any]:
         """JSON-ready: ``estimate``, ``se`` and ``ci`` (``None`` where a value is not finite)."""
         level, method = _interval_args(level, method)
-        lo, hi = self.ci(level, method)
+        lo, hi = self.interval(level, method)
         return json_safe({"estimate": self.estimate.tolist(), "se": self.se().tolist(),
                           "ci": [lo.tolist(), hi.tolist()], "n_nonfinite": self.n_nonfinite})
 
@@ -446,9 +485,7 @@ class BootstrapResult:
         if path is not None:
             path = validate.output_path(path, "path")
         text = json.dumps(self.to_dict(**kwargs), indent=2, allow_nan=False)
-        if path is not None:
-            write_atomic(path, text + "\n")
-        return text
+        return text_or_write(text, path)
 
     def chi2_test(self, reference: Mapping[str, float], **kwargs):
         """See :func:`jaxscale.hypothesis.chi2_test`."""
@@ -508,25 +545,113 @@ def derive_draws(fn, name, point_params, draws_df, jack_fn) -> Derived:
         cols = {k: jnp.asarray(j[:, i]) for i, k in enumerate(draws_df.columns)}
         return np.asarray(jax.vmap(call)(cols))
 
-    return Derived(name, est, vals, int(bad.sum()), jack)
+    index = getattr(fn, "index", None)
+    if index is not None and len(index[1]) != est.size:
+        index = None
+    return Derived(name, est, vals, int(bad.sum()), jack, index)
 
 
 # --------------------------------------------------------------------------- driver
 
 
-def _progress_bar(label: str, stream=None):
-    stream = stream or sys.stderr
-    t0 = time.perf_counter()
+_OPTIMA_BLOCK = 1024  # candidates whose predictions are evaluated per compiled call (one shape per data size)
 
-    def show(done, total):
-        el = time.perf_counter() - t0
-        eta = el * (total - done) / done if done else float("nan")
-        end = "\n" if done >= total else ""
-        stream.write(f"\r{label}: {done:,}/{total:,} fits ({100 * done / total:5.1f}%), {el:6.1f} s, "
-                     f"about {eta:5.0f} s left{end}")
-        stream.flush()
 
-    return show
+@functools.lru_cache(maxsize=32)
+def _predictions(law: Law):
+    """Jitted ``(theta (S, P), logx (n, K)) -> log-predictions (S, n)``."""
+    return jax.jit(jax.vmap(jax.vmap(law.log_predict, in_axes=(None, 0)), in_axes=(0, None)))
+
+
+def _distinct_optima(point: FitResult, logx, max_starts: int, atol: float) -> tuple[np.ndarray, int, bool]:
+    """``(optima (k, P) best first, number of candidates, whether the cap stopped the search)``; see
+    :func:`distinct_optima`."""
+    law = point.law
+    table = point.starts
+    theta = table[list(law.fit_names)].to_numpy(np.float64)
+    f = table["objective"].to_numpy(np.float64)
+    ok = (table["status"].isin([Status(s).label for s in OK_STATUSES]).to_numpy() & np.isfinite(f)
+          & np.all(np.isfinite(theta), 1))
+    order = np.flatnonzero(ok)[np.argsort(f[ok], kind="stable")]
+    fn, lx = _predictions(law), jnp.asarray(logx)
+    best = np.asarray(point.theta, np.float64)
+    kept_theta = [best]
+    kept_pred = np.asarray(fn(jnp.asarray(best[None, :]), lx), np.float64)
+    for lo in range(0, order.size, _OPTIMA_BLOCK):
+        rows = order[lo:lo + _OPTIMA_BLOCK]
+        block = np.repeat(best[None, :], _OPTIMA_BLOCK, 0)  # padded: one compiled shape for every block
+        block[: rows.size] = theta[rows]
+        with np.errstate(invalid="ignore", over="ignore"):
+            pred = np.asarray(fn(jnp.asarray(block), lx), np.float64)[: rows.size]
+        alive = np.all(np.isfinite(pred), 1)
+        while True:
+            d = np.abs(pred[:, None, :] - kept_pred[None, :, :]).max(-1)  # (block, kept)
+            new = np.flatnonzero(alive & np.all(d > atol, 1))
+            if new.size == 0:
+                break
+            if len(kept_theta) == max_starts:
+                return np.stack(kept_theta), int(ok.sum()), True
+            i = new[0]  # the best new optimum; the candidates after it are compared with it too
+            kept_theta.append(theta[rows[i]])
+            kept_pred = np.concatenate([kept_pred, pred[i:i + 1]])
+            alive[: i + 1] = False
+    return np.stack(kept_theta), int(ok.sum()), False
+
+
+def distinct_optima(point: FitResult, data, *, max_starts: int = AUTO_MAX_STARTS,
+                    atol: float = AUTO_PREDICTION_ATOL, **columns) -> np.ndarray:
+    """The distinct local optima a fit's multi-start found, best first: the starts of ``bootstrap(starts="auto")``.
+
+    From the fit's per-start table (``point.starts``), the starts that converged or ran out of iterations with a
+    finite objective and finite parameters are taken in order of objective, best first; the fit's optimum is
+    kept, and each next one is kept when its log-predictions at the data's points differ from those of every
+    optimum kept so far by more than ``atol`` at some point. Predictions, not coordinates: the fitting
+    coordinates of one optimum can differ a lot along a flat direction (on Epoch's data the 199 starts that
+    send ``E`` to 0 end anywhere from ``log E = -33`` to ``-99``, the same fit), while a real second basin
+    predicts differently. At most ``max_starts`` are returned (the best ones).
+
+    Parameters
+    ----------
+    point
+        A :func:`jaxscale.fit` result (its multi-start: with one start there is one optimum).
+    data, **columns
+        The data it was fitted on (as for :func:`jaxscale.fit`): the points the predictions are compared at.
+    max_starts, atol
+        The cap (:data:`AUTO_MAX_STARTS`, 16) and the tolerance on log-predictions
+        (:data:`AUTO_PREDICTION_ATOL`, 1e-4).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k, n_params)`` in fitting coordinates (``law.fit_names``), row 0 the fit's optimum.
+
+    Examples
+    --------
+    >>> import numpy as np, jaxscale
+    >>> from jaxscale.uncertainty import distinct_optima
+    >>> data = jaxscale.demo_data()
+    >>> res = jaxscale.fit("chinchilla", data, starts=64, key=0)
+    >>> optima = distinct_optima(res, data)
+    >>> bool(np.array_equal(optima[0], res.theta)), optima.shape[1], 1 <= len(optima) <= 16
+    (True, 5, True)
+    """
+    if not isinstance(point, FitResult):
+        raise ArgumentError(f"point must be a FitResult from jaxscale.fit; got {type(point).__name__}.")
+    max_starts = validate.integer(max_starts, "max_starts")
+    atol = validate.number(atol, "atol", minimum=0)
+    data = ScalingData.coerce(data, **columns)
+    logx, _ = data.design(point.law.covariates, point.law.name)
+    return _distinct_optima(point, logx, max_starts, atol)[0]
+
+
+def _starts_kind(starts) -> str | None:
+    """``"auto"``, ``"warm"`` or ``"grid"`` for a named ``starts``; None for a count or an array (checked later)."""
+    if isinstance(starts, str):
+        if starts not in START_KINDS:
+            raise ArgumentError(f"starts must be one of {list(START_KINDS)}, a number of random starts or an array "
+                                f"(n_starts, n_params); got {starts!r}.")
+        return starts
+    return None
 
 
 def bootstrap(
@@ -536,7 +661,7 @@ def bootstrap(
     key=validate.DEFAULT_KEY,
     *,
     method: str = "pairs",
-    starts="grid",
+    starts=BOOTSTRAP_STARTS,
     cluster: str | None = None,
     objective: str = "huber",
     delta: float = 1e-3,
@@ -548,20 +673,21 @@ def bootstrap(
     memory_limit: int | None = None,
     dtype=None,
     devices=None,
-    progress: bool | Callable[[int, int], None] = False,
+    progress: bool | Callable[[int, int], None] | None = None,
     point: FitResult | None = None,
     mixed_precision: bool | None = None,
     **columns,
 ) -> BootstrapResult:
-    """Bootstrap a scaling-law fit: every resample solved from every start.
+    """Bootstrap a scaling-law fit: every resample solved from every start (by default, from every distinct
+    optimum of the point fit's multi-start).
 
     Parameters
     ----------
     law, data, objective, delta, fixed, max_iter, ftol, xtol, dtype, mixed_precision, **columns
         As for :func:`jaxscale.fit` (``mixed_precision=None`` counts the
-        starts of every resample, and is off for ``starts="warm"``: from the
-        point fit a float32 phase only adds iterations, 29 instead of 15.5
-        per fit on Epoch's data).
+        starts of every resample, and is off for ``starts="auto"`` and
+        ``"warm"``: from the point fit's optima a float32 phase only adds
+        iterations, 29 instead of 15.5 per fit on Epoch's data).
     n_resamples
         Number of bootstrap resamples (an integer >= 1).
     key
@@ -574,12 +700,28 @@ def bootstrap(
         whole runs or groups: for checkpoints of one run, which are not
         independent).
     starts
-        ``"grid"`` (default: the law's full start grid for every resample),
-        ``"warm"`` (one start per resample at the point fit), an int (random
-        starts, as in :func:`fit`), or an array ``(n_starts, n_params)`` in
-        fitting coordinates (e.g. one row, Hoffmann's values, to reproduce
-        Epoch AI's protocol exactly). The point fit uses the same starts
-        (``"grid"`` for ``"warm"``).
+        Where each resample's fit starts:
+
+        * ``"auto"`` (default, :data:`BOOTSTRAP_STARTS`): the point fit's
+          optimum plus every other distinct local optimum its multi-start
+          found (:func:`distinct_optima`: optima whose log-predictions differ
+          by more than 1e-4 somewhere, at most 16, the best ones), so that a
+          resample whose best fit lies in another basin finds it. The point
+          fit (or ``point=``) keeps its full multi-start; ``settings``
+          record how many starts this chose and from what
+          (``settings["auto_starts"]``). On Epoch's data: 9 optima of
+          4,500 grid starts, the same optimum as the full grid on every
+          resample compared (benchmarks/bench_bootstrap.py --compare 300:
+          benchmarks/results/bench_bootstrap-cpu-compare-auto.json), at
+          1/500 of the fits.
+        * ``"warm"``: the point fit's optimum only (Epoch AI's protocol).
+        * ``"grid"``: the law's full start grid for every resample (4,500
+          for ``chinchilla``: 18 million fits for 4,000 resamples).
+        * an int (random starts, as in :func:`fit`) or an array
+          ``(n_starts, n_params)`` in fitting coordinates (e.g. one row,
+          Hoffmann's values), for the point fit and every resample.
+
+        The point fit uses the grid for ``"auto"`` and ``"warm"``.
     cluster
         For ``method="cluster"``: ``"run"`` or ``"group"``; by default the
         data's ``run`` column if it has one, else ``group``.
@@ -588,10 +730,27 @@ def bootstrap(
     devices
         Devices to shard over (all local devices by default).
     progress
-        True for a progress bar on stderr, or a callable ``(done, total)``.
+        ``None`` (default): a progress bar (tqdm: a widget in a notebook with
+        ipywidgets, else text on stderr) when the run takes more than one
+        compiled call (``chunk_size`` fits) and is estimated to take more
+        than :data:`jaxscale.progress.BAR_SECONDS` (5 s; with ``point=``,
+        once it has run that long); ``True`` always; ``False`` never; or a callable ``(done, total)`` called after
+        each chunk of fits. Whatever ``progress``, a run estimated at more
+        than :data:`jaxscale.progress.ANNOUNCE_SECONDS` (60 s) first logs one
+        line (logger ``jaxscale``, level WARNING: on stderr by default) with
+        the number of fits, the estimated time and how to make it cheaper.
+        The estimate is the fits to come over the point fit's own solve rate
+        (fits/s, JAX's tracing and compilation excluded); with ``point=``,
+        the rate of the run's first chunk of fits (the line then comes after
+        that chunk). It is rough: on Epoch's data grid resamples ran ~2x
+        faster than the point fit (larger batches), ``"auto"`` 2-3x slower
+        (its starts in other basins take 100-230 iterations). Recorded in
+        ``settings["estimated_seconds"]``.
     point
-        An existing :func:`fit` of the same law, data and objective to use as
-        the point estimate (otherwise it is fitted here).
+        An existing :func:`fit` of the same law, data, objective and fixed
+        parameters to use as the point estimate (otherwise it is fitted
+        here); ``starts="auto"`` takes the optima from its per-start table,
+        so a cheaper point fit (``starts=64``) gives a cheaper ``auto``.
 
     Returns
     -------
@@ -600,9 +759,9 @@ def bootstrap(
     Examples
     --------
     >>> import jaxscale
-    >>> b = jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), 100, key=0, starts="warm")
-    >>> b.n_resamples, b.n_failed
-    (100, 0)
+    >>> b = jaxscale.bootstrap("chinchilla", jaxscale.demo_data(), 100, key=0)  # starts="auto"
+    >>> b.n_resamples, b.n_failed, b.settings["starts"], b.settings["n_starts"] == b.settings["auto_starts"]["n_optima"]
+    (100, 0, 'auto', True)
     >>> list(b.summary().columns)
     ['estimate', 'boot_mean', 'se', 'percentile_2.5%', 'percentile_97.5%']
     """
@@ -615,32 +774,60 @@ def bootstrap(
         if method != "cluster":
             raise ArgumentError(f"cluster={cluster!r} only applies to method='cluster' (got method={method!r}).")
         validate.choice(cluster, "cluster", ("run", "group"))
-    if not (isinstance(progress, bool) or callable(progress)):
-        raise ArgumentError(f"progress must be True, False or a callable (done, total); got {progress!r}.")
+    progress = _progress.check(progress)
     if point is not None and not isinstance(point, FitResult):
         raise ArgumentError(f"point must be a FitResult from jaxscale.fit; got {type(point).__name__}.")
-    warm = isinstance(starts, str) and starts == "warm"
+    kind = _starts_kind(starts)
+    at_optima = kind in ("auto", "warm")
     k_resample, k_starts = jax.random.split(rkey)
-    # The point fit and the replicates share one set-up; "warm" replicates start from the point fit's optimum.
-    problem = make_problem(law, data, starts="grid" if warm else starts, key=k_starts, objective=objective,
+    # The point fit and the replicates share one set-up; "auto" and "warm" replicates start from its optima.
+    problem = make_problem(law, data, starts="grid" if at_optima else starts, key=k_starts, objective=objective,
                            delta=delta, fixed=fixed, max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size,
                            memory_limit=memory_limit, dtype=dtype, mixed_precision=mixed_precision, **columns)
     data, obj, dtype, logx, logy = problem.data, problem.objective, problem.dtype, problem.logx, problem.logy
+    free, fixed_values, n_free = problem.free, problem.fixed, problem.n_free
     codes, n_clusters, cluster_col = None, 0, None
     if method == "cluster":
         codes, n_clusters, cluster_col = _clusters(data, cluster)
     if point is None:
         check_identified(problem, stacklevel=2)
-        point = fit_problem(problem)
-    elif (point.law.name, point.law.options, point.fingerprint, point.settings["objective"], point.settings["delta"]) \
-            != (law.name, law.options, data.fingerprint(), obj.name, obj.delta):
-        raise FitError("point was fitted with a different law, data (fingerprint), objective or delta than this "
-                       "bootstrap; refit it or drop point=.")
-    free, fixed_values, n_free = problem.free, problem.fixed, problem.n_free
-    theta0, start_kind = (point.theta[None, :].copy(), "warm") if warm else (problem.theta0, problem.starts)
-    # warm starts sit next to the optimum: a float32 phase only adds the polish's iterations
-    cfg = problem.config(0 if warm else n_resamples * len(theta0))
+        with _progress.CompileTimer() as compiling:
+            point = fit_problem(problem)
+        solve_s = point.seconds - compiling.seconds
+    elif (point.law.name, point.law.options, point.fingerprint, point.settings["objective"], point.settings["delta"],
+          point.settings.get("fixed", {})) != (law.name, law.options, data.fingerprint(), obj.name, obj.delta,
+                                               fixed_values):
+        raise FitError("point was fitted with a different law, data (fingerprint), objective, delta or fixed "
+                       "parameters than this bootstrap; refit it or drop point=.")
+    else:
+        solve_s = None  # its time includes compiling, perhaps in another shape: the first chunk is timed instead
+    auto = None
+    if kind == "auto":
+        theta0, n_candidates, capped = _distinct_optima(point, logx, AUTO_MAX_STARTS, AUTO_PREDICTION_ATOL)
+        theta0 = np.where(free > 0, theta0, problem.fixed_theta)
+        auto = {"n_optima": int(len(theta0)), "from": f"the point fit's {point.n_starts} starts "
+                f"({point.settings.get('starts', 'given')})", "n_candidates": n_candidates, "cap_reached": capped,
+                "max_starts": AUTO_MAX_STARTS, "prediction_atol": AUTO_PREDICTION_ATOL}
+    elif kind == "warm":
+        theta0 = point.theta[None, :].copy()
+    else:
+        theta0 = problem.theta0
+    start_kind = kind if at_optima else problem.starts
+    # starts at optima sit next to each replicate's optimum: a float32 phase only adds the polish's iterations
+    cfg = problem.config(0 if at_optima else n_resamples * len(theta0))
     chunk_size = problem.chunk(cfg, len(theta0))
+    n_fits = n_resamples * len(theta0)
+    # The run's cost (see jaxscale.progress): from the point fit's solve rate when it ran here, else from the
+    # first chunk of the run itself.
+    rate = point.n_starts / solve_s if solve_s is not None and solve_s > 0 else None
+    estimate = n_fits / rate if rate else None
+    what = f"bootstrap of {n_resamples:,} resamples x {len(theta0):,} starts ({start_kind})"
+    cheaper = ("fewer resamples, or a GPU" if at_optima else
+               f"starts='{BOOTSTRAP_STARTS}' (the default: the point fit's distinct optima) or 'warm', fewer "
+               "resamples, or a GPU")
+    if rate:
+        _progress.announce(what, n_fits, estimate, f"the point fit's {rate:,.0f} fits/s (compilation excluded)",
+                           cheaper)
 
     # from the fitting coordinates: a parameter that ran off to exp(-inf) = 0 (E of a law that needs no floor) has
     # finite predictions, but law.predict would reject its natural value
@@ -652,9 +839,17 @@ def bootstrap(
         return _unidentified(sampler.draws(lo, hi)[1], logx, n_free)
 
     skip = None if method == "residual" else unidentified
-    bar = _progress_bar(f"bootstrap ({method})") if progress is True else (progress or None)
-    best = _solve_replicates(law, theta0, logx, free, cfg, n_resamples, sampler.draws, method != "residual", skip,
-                             chunk_size=int(chunk_size), dtype=dtype, devices=devices, progress=bar)
+    if progress is None and n_fits <= chunk_size:
+        progress = False  # one compiled call: a bar would only jump from 0 to 100%
+    with contextlib.ExitStack() as stack:
+        show = stack.enter_context(_progress.reporting(progress, f"bootstrap ({method}, {len(theta0):,} starts)",
+                                                       n_fits, estimate=estimate))
+        if not rate:
+            show = stack.enter_context(_progress.FirstChunkEstimate(show, what, cheaper))
+        best = _solve_replicates(law, theta0, logx, free, cfg, n_resamples, sampler.draws, method != "residual",
+                                 skip, chunk_size=int(chunk_size), dtype=dtype, devices=devices, progress=show)
+        if estimate is None and show is not None and getattr(show, "seconds", None) is not None:
+            estimate = show.seconds
 
     with np.errstate(over="ignore"):  # a failed replicate's parameters may overflow; it is flagged below
         natural = law.to_natural(best.theta)
@@ -700,6 +895,8 @@ def bootstrap(
         "n_resamples": n_resamples,
         "starts": start_kind,
         "n_starts": int(len(theta0)),
+        **({"auto_starts": auto} if auto is not None else {}),
+        "estimated_seconds": None if estimate is None else round(float(estimate), 3),
         "cluster": cluster_col,
         "key": validate.key_repr(key),
         "chunk_size": int(chunk_size),
@@ -827,4 +1024,5 @@ def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes):
     return out[good]
 
 
-__all__ = ["BootstrapResult", "Derived", "DerivedError", "METHODS", "Refits", "bootstrap", "refit"]
+__all__ = ["AUTO_MAX_STARTS", "AUTO_PREDICTION_ATOL", "BOOTSTRAP_STARTS", "BootstrapResult", "Derived", "DerivedError",
+           "METHODS", "Refits", "START_KINDS", "bootstrap", "distinct_optima", "refit"]

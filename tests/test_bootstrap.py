@@ -241,8 +241,14 @@ def test_derived_builtins_agree_with_numpy_on_the_draws():
     np.testing.assert_allclose(b.derive(dv.G).draws, G, rtol=1e-10)
     loss = b.derive(dv.loss_at("chinchilla", N=7e10, D=1.4e12))
     np.testing.assert_allclose(loss.draws, dr.E + dr.A / 7e10**dr.alpha + dr.B / 1.4e12**dr.beta, rtol=1e-10)
-    lo, hi = loss.ci(0.9)
+    lo, hi = loss.interval(0.9)
     assert lo < loss.estimate < hi and loss.se() > 0
+    table = loss.ci(0.9)  # the same interval, labelled by the point it is at
+    assert table.index.tolist() == ["N=7e+10, D=1.4e+12"] and table.attrs["level"] == 0.9
+    assert (table.loc["N=7e+10, D=1.4e+12", ["lo", "hi"]].tolist() == [lo, hi])
+    budgets = b.derive(dv.n_opt([1e21, 1e23])).ci()
+    assert budgets.index.name == "C" and budgets.index.tolist() == [1e21, 1e23]
+    assert np.all(budgets["lo"] < budgets["estimate"]) and np.all(budgets["estimate"] < budgets["hi"])
 
 
 @pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
@@ -384,15 +390,14 @@ def test_epoch_chi2_test_of_hoffmann(epoch_boot, epoch_data):
 
 
 @pytest.mark.slow  # 13-26 s: kept out of the default run, in CI's `-m slow`
-def test_epoch_likelihood_ratio_test(epoch_data, shared_data):
+def test_epoch_likelihood_ratio_test(epoch_data):
     t = jaxscale.lr_test("chinchilla", epoch_data, HOFFMANN)
     assert t.df == 5
     np.testing.assert_allclose(t.details["log_likelihood_fit"], 879.77, atol=0.006)
     np.testing.assert_allclose(t.details["log_likelihood_reference"], 837.78, atol=0.006)
     np.testing.assert_allclose(t.statistic, 84.00, atol=0.01)
     np.testing.assert_allclose(t.p_value, 1.22e-16, rtol=0.01)
-    all245 = jaxscale.ScalingData.from_csv(shared_data / "epoch_chinchilla" / "svg_extracted_data.csv",
-                                           N="Model Size", C="Training FLOP", loss="loss")
+    all245 = jaxscale.ScalingData.from_dataset("epoch_chinchilla")
     t245 = jaxscale.lr_test("chinchilla", all245, HOFFMANN)
     np.testing.assert_allclose(t245.details["log_likelihood_reference"], 714.43, atol=0.006)
     # Epoch's 245-point fit (BFGS, tol=1e-1, "success: False") stopped at LL 757.80; the maximum is higher,
@@ -449,3 +454,41 @@ def test_fixed_parameters_have_zero_spread_and_are_left_out_of_the_chi2_test():
     diff = np.asarray(b.law.from_natural(ref) - b.point.theta)[1:]
     cov = b.cov("fit").loc[free, free].to_numpy()
     np.testing.assert_allclose(t.statistic, diff @ np.linalg.solve(cov, diff), rtol=1e-10)
+
+
+def test_auto_starts_are_the_point_fits_distinct_optima_and_never_worse_than_warm():
+    from jaxscale.uncertainty import AUTO_PREDICTION_ATOL, BOOTSTRAP_STARTS, distinct_optima
+
+    d = jaxscale.demo_data()
+    point = jaxscale.fit("chinchilla", d, starts=64, key=0)  # as test_result_methods_check_their_arguments_first
+    optima = distinct_optima(point, d)
+    # 64 random starts on the demo data end in several basins (E, A or B sent to 0, ...): auto keeps one of each
+    assert len(optima) >= 2 and np.array_equal(optima[0], point.theta)
+    law = point.law
+    logx, _ = d.design(law.covariates)
+    pred = np.array([[law.log_predict(t, x) for x in logx] for t in optima])
+    gaps = np.abs(pred[:, None, :] - pred[None, :, :]).max(-1)
+    assert (gaps[~np.eye(len(optima), dtype=bool)] > AUTO_PREDICTION_ATOL).all()
+    assert len(distinct_optima(point, d, max_starts=2)) == 2 and len(distinct_optima(point, d, atol=1e9)) == 1
+
+    auto = jaxscale.bootstrap("chinchilla", d, 50, point=point)  # the default key and starts
+    warm = jaxscale.bootstrap("chinchilla", d, 50, starts="warm", point=point)
+    assert BOOTSTRAP_STARTS == "auto" and auto.settings["starts"] == "auto"
+    assert auto.settings["n_starts"] == len(optima) == auto.settings["auto_starts"]["n_optima"]
+    assert auto.settings["auto_starts"]["from"] == "the point fit's 64 starts (random(64))"
+    kept = point.starts["status"].isin(["converged", "max_iter"]).sum()
+    assert auto.settings["auto_starts"]["n_candidates"] == kept
+    # the warm start is one of auto's starts, and each start's arithmetic is independent of the others
+    f_auto, f_warm = auto.replicates["objective"].to_numpy(), warm.replicates["objective"].to_numpy()
+    assert (f_auto <= f_warm * (1 + 1e-12)).all()
+    saved = json.loads(auto.to_json(draws=False))["settings"]
+    assert saved["starts"] == "auto" and saved["n_starts"] == len(optima) and saved["auto_starts"]["n_optima"]
+
+
+def test_named_starts_and_point_mismatches_are_checked_before_any_solve():
+    d = jaxscale.demo_data()
+    with pytest.raises(ArgumentError, match=r"starts must be one of \['auto', 'warm', 'grid'\], a number"):
+        jaxscale.bootstrap("chinchilla", d, 10, starts="hot")
+    point = jaxscale.fit("chinchilla", d, starts=64, key=0)
+    with pytest.raises(FitError, match="different law, data .*fixed parameters"):
+        jaxscale.bootstrap("chinchilla", d, 10, point=point, fixed={"E": 1.69})

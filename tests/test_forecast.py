@@ -262,8 +262,8 @@ def test_forecast_bad_points_are_clear_errors():
         forecast("chinchilla", data, at={"N": [1e10, -1.0], "D": 1e12}, **FAST)
 
 
-def test_training_flag_split_on_the_revisiting_benchmark(shared_data):
-    frame = pd.read_csv(shared_data / "revisiting_neural_scaling_laws" / "benchmark.lang.csv").drop_duplicates()
+def test_training_flag_split_on_the_revisiting_benchmark():
+    frame = jaxscale.datasets.load("revisiting_lang").drop_duplicates()
     curve = frame[(frame.Domain == "BB") & (frame.Task == "('date', '1-shot')")]
     bt = backtest("power", curve, split="Training", x="Seen Examples", loss="Loss")
     assert bt.summary["n_train"] == 19 and bt.summary["n_test"] == 24  # the file's own split of this curve

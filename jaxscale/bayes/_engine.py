@@ -21,6 +21,10 @@ from numpyro.infer.util import constrain_fn, potential_energy
 from numpyro.distributions.transforms import biject_to
 
 
+#: With a progress feed (``build(..., tick=)``), the host hears from each chain this many times.
+TICKS = 100
+
+
 class NutsConfig(NamedTuple):
     num_warmup: int
     num_samples: int
@@ -143,7 +147,7 @@ def _laplace(flat_potential, u0, args, n_newton: int):
     return jnp.where(jnp.all(jnp.isfinite(u)), u, u0), L, ok
 
 
-def build(model, cfg: NutsConfig, unravel, mean_fn=None):
+def build(model, cfg: NutsConfig, unravel, mean_fn=None, tick=None):
     """``run(keys, u0, args) -> Draws`` for a batch of chains (leading axis on all three).
 
     ``u0`` is the flat unconstrained start (``unravel`` maps it to the model's
@@ -160,6 +164,10 @@ def build(model, cfg: NutsConfig, unravel, mean_fn=None):
     ``mean_fn(draw, args)``, if given, maps one draw (constrained sites) to
     the model's mean at every row; ``Draws.mean`` then holds it per draw
     (computed here, in the same compiled program, rather than in another).
+
+    ``tick(n)``, if given, is called on the host (``jax.debug.callback``) every :data:`TICKS`-th of the
+    iterations with ``n``, the chain-iterations done since the last call: a progress bar's feed. The program then
+    holds host callbacks, which JAX's persistent compilation cache does not keep: it compiles on every run.
     """
 
     # One jitted potential: NUTS evaluates it at several code sites, and a jit
@@ -196,14 +204,18 @@ def build(model, cfg: NutsConfig, unravel, mean_fn=None):
         margs = (tuple(args), shift, L)
         state = vm(init_one)(k_nuts, w0, margs)
 
-        def step(state, _):
+        def step(state, i):
             state = vm(step_one)(state, margs)
+            if tick is not None:
+                lax.cond(i % every == every - 1, lambda: jax.debug.callback(tick, every * width), lambda: None)
             return state, (state.z, state.diverging, state.num_steps, state.accept_prob, state.energy,
                            state.potential_energy, state.adapt_state.step_size)
 
         # One scan over warmup and sampling: a single copy of the NUTS kernel to compile.
         n_total = cfg.num_warmup + cfg.num_samples * cfg.thinning
-        _, out = lax.scan(step, state, None, length=n_total)
+        every = max(1, -(-n_total // TICKS))
+        width = u0.shape[0] if batched else 1  # chains advanced by one step
+        _, out = lax.scan(step, state, None if tick is None else jnp.arange(n_total), length=n_total)
         keep = slice(cfg.num_warmup + cfg.thinning - 1, None, cfg.thinning)
         # scan stacks iterations first: (iteration, chain, ...) -> (chain, iteration, ...)
         w, div, steps, acc, energy, pe, eps = jax.tree.map(
@@ -233,8 +245,8 @@ class Chains:
     compiles ahead of time (e.g. in a thread while the point fit runs).
     """
 
-    def __init__(self, model, unravel, cfg: NutsConfig, devices=None, mean_fn=None):
-        fn = build(model, cfg, unravel, mean_fn)
+    def __init__(self, model, unravel, cfg: NutsConfig, devices=None, mean_fn=None, tick=None):
+        fn = build(model, cfg, unravel, mean_fn, tick)
         self.devices = tuple(devices) if devices else (jax.devices()[0],)
         n_dev = len(self.devices)
         if n_dev == 1:
@@ -278,6 +290,6 @@ class Chains:
         return out if len(self.devices) == 1 else jax.tree.map(lambda a: a[:n], out)
 
 
-def compile_chains(model, unravel, cfg: NutsConfig, devices=None, mean_fn=None) -> Chains:
+def compile_chains(model, unravel, cfg: NutsConfig, devices=None, mean_fn=None, tick=None) -> Chains:
     """Build :class:`Chains` for ``model`` (see there)."""
-    return Chains(model, unravel, cfg, devices, mean_fn)
+    return Chains(model, unravel, cfg, devices, mean_fn, tick)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -20,6 +21,7 @@ import pandas as pd
 from numpyro.infer import Predictive
 
 from jaxscale.bayes._engine import NutsConfig, compile_chains, latent_sites, unconstrain, unravel_fn
+from jaxscale import progress as _progress
 from jaxscale import validate
 from jaxscale._version import __version__
 from jaxscale.bayes._model import OBS, BayesModel, build_model
@@ -76,6 +78,28 @@ def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
         return box.get("value")
 
     return join
+
+
+class _Feed:
+    """Chain-iterations reported by the compiled sampler (``tick``, on XLA's threads), handed to a
+    ``(done, total)`` callable once it is set (``show``)."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.show = int(total), 0, None
+        self._lock = threading.Lock()
+
+    def tick(self, n) -> None:
+        with self._lock:
+            self.done = min(self.done + int(n), self.total)
+            done, show = self.done, self.show
+        if show is not None:
+            show(done, self.total)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done, show = self.total, self.show
+        if show is not None:
+            show(self.total, self.total)
 
 
 def _prior_median(d, key) -> np.ndarray:
@@ -242,6 +266,7 @@ def sample(
     predictive: bool = True,
     devices=None,
     warn: bool = True,
+    progress=False,
     **columns,
 ):
     """Sample the posterior of a law with NUTS; returns ArviZ ``InferenceData``.
@@ -302,6 +327,14 @@ def sample(
         Devices to split the chains across (e.g. ``jax.devices()``).
     warn
         Warn (with advice) when the diagnostics fail.
+    progress
+        ``True``: a progress bar of the chains' iterations (tqdm, as
+        :func:`jaxscale.bootstrap` draws it), or a callable
+        ``(done, total)``; ``False`` (default) or ``None``: none. Off by
+        default because the bar is fed from inside the compiled sampler (host
+        callbacks, ~100 per chain), and JAX's persistent compilation cache
+        does not keep programs with host callbacks: with a bar, every run
+        compiles NUTS afresh (~5 s on a CPU) instead of loading it.
 
     Returns
     -------
@@ -351,7 +384,11 @@ def sample(
                      bool(dense_mass), bool(whiten), chain_method=chain_method)
     args = tuple(np.asarray(a) for a in m.args)
     sites = latent_sites(m, args)
-    chains = compile_chains(m, unravel_fn(sites), cfg, devices, mean_fn=_mean_fn(m) if predictive else None)
+    progress = _progress.check(progress)
+    n_iterations = num_chains * (num_warmup + num_samples * thinning)
+    feed = _Feed(n_iterations) if progress else None
+    chains = compile_chains(m, unravel_fn(sites), cfg, devices, mean_fn=_mean_fn(m) if predictive else None,
+                            tick=None if feed is None else feed.tick)
     # host-side key derivation: NumPy draws (fit starts, predictive noise) need no JAX kernels compiled
     words = _host_split(key, 3 + num_chains)
     k_init, k_ppc, k_prior = words[0], words[1], words[2]
@@ -366,13 +403,19 @@ def sample(
     finally:
         join()
     u0, _ = unconstrain(sites, values)
-    out = chains(keys, batch(u0), bargs)
-    prior = None
-    if prior_draws:
-        logx, _, *rest = args
-        draw = jax.jit(lambda k: Predictive(m, num_samples=int(prior_draws))(k, logx, None, *rest))
-        prior = {k: np.asarray(v) for k, v in draw(jax.random.wrap_key_data(k_prior)).items()}
-    out = jax.device_get(out)
+    with contextlib.ExitStack() as stack:
+        if feed is not None:
+            feed.show = stack.enter_context(_progress.reporting(progress, f"NUTS ({num_chains} chains)",
+                                                                n_iterations, unit="it"))
+        out = chains(keys, batch(u0), bargs)
+        prior = None
+        if prior_draws:
+            logx, _, *rest = args
+            draw = jax.jit(lambda k: Predictive(m, num_samples=int(prior_draws))(k, logx, None, *rest))
+            prior = {k: np.asarray(v) for k, v in draw(jax.random.wrap_key_data(k_prior)).items()}
+        out = jax.device_get(out)
+        if feed is not None:
+            feed.finish()
     idata = _to_inference_data(m, out, args, cfg, k_ppc, prior, predictive)
     idata.posterior.attrs["sampling_seconds"] = round(time.perf_counter() - t0, 3)
     if not bool(np.all(out.laplace_ok)):

@@ -10,6 +10,7 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from jaxscale import published
 from jaxscale.errors import LawError
 from jaxscale.laws import Law, Param, get
 
@@ -83,14 +84,9 @@ RUN_SD_SCALE = 0.05
 #: Prior on ``run_sd`` (log-target scale).
 RUN_SD_PRIOR = lambda: dist.HalfNormal(RUN_SD_SCALE)  # noqa: E731
 
-# Epoch AI (Besiroglu et al. 2024, arXiv:2404.10102), Table 1 / notebook cell 24: estimate and bootstrap SE.
-EPOCH_ESTIMATES = {
-    "E": (1.81686, 0.02566),
-    "A": (482.00572, 124.52232),
-    "B": (2085.43420, 1293.28410),
-    "alpha": (0.34781, 0.01540),
-    "beta": (0.36585, 0.02060),
-}
+#: Epoch AI's headline estimates and bootstrap SEs (:mod:`jaxscale.published`), the centres and widths of
+#: ``priors="published"``.
+EPOCH_ESTIMATES = {name: (published.EPOCH[name], published.EPOCH_SE[name]) for name in published.EPOCH}
 
 
 def _on_sampling_scale(p: Param, loc: float, scale: float) -> dist.Distribution:

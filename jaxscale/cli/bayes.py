@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jaxscale import validate
 from jaxscale.cli.args import budget, checked, count, data_args, default_budgets, inputs, level, positive
+from jaxscale.cli.forecast_args import add_progress
 
 
 def add_parser(sub) -> None:
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
                    help="budget for N_opt, D_opt, tokens/param credible intervals (Chinchilla laws; repeatable)")
     y.add_argument("--level", type=level, default=0.95, help="credible interval level (default 0.95)")
     y.add_argument("--out", metavar="PATH.nc", help="write the InferenceData as netCDF (ArviZ)")
+    add_progress(y, bayes=True)
 
 
 def run(args) -> int:
@@ -50,7 +52,7 @@ def run(args) -> int:
         idata = bayes.sample(law, data, key=args.seed, num_chains=args.chains, num_warmup=args.warmup,
                              num_samples=args.samples, priors=args.priors, likelihood=args.likelihood, df=args.df,
                              fixed=fixed or None, pooling=args.pooling, target_accept_prob=args.target_accept,
-                             prior_draws=args.prior_draws, warn=False)
+                             prior_draws=args.prior_draws, warn=False, progress=bool(args.progress))
     import arviz as az
 
     names = [v for v in idata.posterior.data_vars if not v.endswith("_z")]
@@ -63,7 +65,7 @@ def run(args) -> int:
         print(f"  derived (posterior median, {100 * args.level:g}% equal-tailed credible interval):")
     for label, fn in derived:
         d = bayes.derive(idata, fn, label)
-        lo, hi = d.ci(args.level)
+        lo, hi = d.interval(args.level)
         print(f"    {label}: {float(d.estimate):.6g}  [{float(lo):.6g}, {float(hi):.6g}]")
     print(bayes.diagnose(idata))
     if args.out:

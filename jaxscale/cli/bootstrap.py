@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from jaxscale.cli.args import MIXED, boot_starts, budget, common, count, default_budgets, inputs, level, point
+from jaxscale.cli.args import MIXED, budget, common, count, default_budgets, inputs, level, point
+from jaxscale.cli.forecast_args import STARTS_HELP, add_progress, progress, resample_starts
+from jaxscale.uncertainty import BOOTSTRAP_STARTS
 
 
 def add_parser(sub) -> None:
@@ -16,9 +15,9 @@ def add_parser(sub) -> None:
     b.add_argument("--method", choices=["pairs", "residual", "cluster"], default="pairs")
     b.add_argument("--cluster", choices=["run", "group"], default=None,
                    help="what --method cluster resamples (default: run if the data has it, else group)")
-    b.add_argument("--starts", type=boot_starts, default="grid",
-                   help="'grid' (default: the full multi-start per resample), 'warm' (one start at the point fit, "
-                        "Epoch's way) or a number of random starts")
+    b.add_argument("--starts", type=resample_starts, default=BOOTSTRAP_STARTS,
+                   help=f"where each resample's fit starts: {STARTS_HELP}. The point fit uses the grid for "
+                        f"'auto' and 'warm'")
     b.add_argument("--level", type=level, default=0.95, help="interval level (default 0.95)")
     b.add_argument("--interval", choices=["percentile", "bca"], default="percentile")
     b.add_argument("--compute", type=budget, action="append", default=[], metavar="C",
@@ -29,8 +28,7 @@ def add_parser(sub) -> None:
     b.add_argument("--chunk-size", type=count("--chunk-size"), default=65536, help="fits per compiled call")
     b.add_argument("--memory-limit", type=count("--memory-limit"), default=None, metavar="BYTES",
                    help="bound the solver's working set")
-    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar on stderr (default: when stderr is a terminal)")
+    add_progress(b)
 
 
 def _derived(law, data, args) -> dict:
@@ -54,11 +52,10 @@ def run(args) -> int:
 
     law, data, fixed = inputs(args)
     derived = _derived(law, data, args)  # its checks come before the resampling
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
     res = jaxscale.bootstrap(law, data, args.resamples, key=args.seed, method=args.method, starts=args.starts,
                              cluster=args.cluster, objective=args.objective, delta=args.delta, fixed=fixed or None,
                              dtype=args.dtype, chunk_size=args.chunk_size, memory_limit=args.memory_limit,
-                             progress=progress, mixed_precision=MIXED[args.mixed_precision])
+                             progress=progress(args), mixed_precision=MIXED[args.mixed_precision])
     out = res.to_dict(level=args.level, method=args.interval, derived=derived)
     pct = f"{100 * args.level:g}% {args.interval}"
     rows = [(k, v) for k, v in out["params"].items()] + [(k, v) for k, v in out["derived"].items()]

@@ -4,11 +4,52 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
-from jaxscale.cli.args import boot_starts, common, count, fixed_params, level
+from jaxscale.cli.args import common, count, fixed_params, level, starts
 from jaxscale.errors import JaxscaleError
 from jaxscale.forecast import METHODS, Forecast
+from jaxscale.uncertainty import BOOTSTRAP_STARTS, START_KINDS
+
+
+def resample_starts(text: str):
+    """``--starts`` of a bootstrap: ``auto``, ``warm``, ``grid`` or a number of random starts."""
+    if text in START_KINDS:
+        return text
+    try:
+        return starts(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--starts expects one of {', '.join(START_KINDS)} or a number of random "
+                                         f"starts >= 1; got {text!r}") from None
+
+
+#: ``--starts`` of a bootstrap, what each choice does (the help of ``bootstrap``, ``backtest`` and ``forecast``).
+_KIND_HELP = {"auto": "the point fit's optimum and the other distinct optima its multi-start found, at most 16",
+              "warm": "the point fit's optimum only, Epoch's way",
+              "grid": "the law's full start grid for every resample: 4,500 for chinchilla, slow"}
+STARTS_HELP = ", ".join(f"'{k}' ({'the default: ' if k == BOOTSTRAP_STARTS else ''}{_KIND_HELP[k]})"
+                        for k in START_KINDS) + " or a number of random starts"
+
+
+def add_progress(p, bayes: bool = False) -> None:
+    """``--progress`` / ``--no-progress``, the same on every command that runs long loops."""
+    if bayes:
+        text = ("progress bar of the chains' iterations on stderr (default: off; with it NUTS is compiled on every "
+                "run, since JAX's compilation cache does not keep programs that report progress)")
+    else:
+        text = ("progress bar on stderr (default: when stderr is a terminal and the run is estimated to take more "
+                "than a few seconds; --progress: always; --no-progress: never). A run estimated at more than a "
+                "minute first prints one line with its cost either way")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=text)
+
+
+def progress(args):
+    """``progress=`` of the library call: None (a bar when the run is long) when stderr is a terminal and neither
+    flag was given, False when it is not (a log file gets no bar), else the flag."""
+    if args.progress is None:
+        return None if sys.stderr.isatty() else False
+    return bool(args.progress)
 
 def cutoff(text: str) -> tuple[str, float]:
     for sep in ("<=", "="):
@@ -54,14 +95,16 @@ def add_model_args(p) -> None:
                    help="covariate the forecast extrapolates along (default: the --cutoff column, else C, else "
                         "the law's first covariate)")
     p.add_argument("--level", type=level, default=0.9, help="predictive interval level (default 0.9)")
-    p.add_argument("--starts", type=boot_starts, default=None,
-                   help="starts of the fit (default 'grid'); for --method bootstrap also 'warm' (the default there)")
+    p.add_argument("--starts", type=resample_starts, default=None,
+                   help="starts of the fit: 'grid' (the default) or a number of random starts; for --method "
+                        f"bootstrap, of the point fit and the resamples: {STARTS_HELP}")
     p.add_argument("-n", "--resamples", type=count("--resamples"), default=200, help="bootstrap resamples (default 200)")
     p.add_argument("--bootstrap-method", choices=["pairs", "residual", "cluster"], default=None,
                    help="bootstrap resampling (default: cluster when the data has runs, else pairs)")
     p.add_argument("--warmup", type=count("--warmup"), default=1000, help="NUTS warmup per chain (--method bayes; default 1000)")
     p.add_argument("--samples", type=count("--samples"), default=1000, help="NUTS draws per chain (--method bayes; default 1000)")
     p.add_argument("--chains", type=count("--chains"), default=4, help="NUTS chains (--method bayes; default 4)")
+    add_progress(p)
 
 
 def add_split_args(p, required: bool) -> None:
@@ -89,6 +132,10 @@ def options(args) -> dict[str, Any]:
                           **{k: v for k, v in args.col}, **({"sep": args.sep} if args.sep else {})}
     if args.law_option and len(args.law) > 1:
         raise JaxscaleError(f"--law-option applies to one law; got the list {args.law}.")
+    if args.method != "bayes":
+        kw["progress"] = progress(args)
+    elif args.progress is not None:  # NUTS reports progress only when asked (see add_progress)
+        kw["progress"] = args.progress
     if args.method == "bayes":
         given = [f"--{n}" for n, v in (("objective", args.objective), ("delta", args.delta), ("dtype", args.dtype))
                  if v is not None]
@@ -100,12 +147,11 @@ def options(args) -> dict[str, Any]:
         kw.update(num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains)
         return kw
     kw.update(objective=args.objective or "huber", delta=1e-3 if args.delta is None else args.delta, dtype=args.dtype)
-    if args.method == "bootstrap":
-        kw["starts"] = "warm" if args.starts is None else args.starts
-    elif args.starts == "warm":
-        raise JaxscaleError("--starts warm applies to --method bootstrap; give 'grid' or a number of starts.")
-    else:
-        kw["starts"] = "grid" if args.starts is None else args.starts
+    if args.starts in ("auto", "warm") and args.method != "bootstrap":
+        raise JaxscaleError(f"--starts {args.starts} applies to --method bootstrap; give 'grid' or a number of "
+                            f"starts.")
+    if args.starts is not None:  # else the library's defaults: 'grid' for a fit, BOOTSTRAP_STARTS for a bootstrap
+        kw["starts"] = args.starts
     if args.bootstrap_method is not None:
         if args.method not in ("bootstrap", "calibrated"):
             raise JaxscaleError(f"--bootstrap-method applies to --method bootstrap; got --method {args.method}.")

@@ -41,10 +41,11 @@ def resolve_laws(law) -> tuple[Law, ...]:
     return laws
 
 
-def _checked(laws, method, level, key, resamples, kwargs) -> float:
+def _checked(laws, method, level, key, resamples, kwargs, progress=None) -> float:
     """The level, after checking every argument a forecast takes (before any data are read or fitted)."""
+    from jaxscale import progress as progress_mod
     from jaxscale.objectives import make_objective
-    from jaxscale.uncertainty import METHODS as BOOTSTRAP_METHODS
+    from jaxscale.uncertainty import METHODS as BOOTSTRAP_METHODS, START_KINDS
 
     method = validate.choice(method, "method", METHODS)
     level = validate.level(level)
@@ -65,6 +66,14 @@ def _checked(laws, method, level, key, resamples, kwargs) -> float:
         if isinstance(starts, (numbers.Integral, np.bool_)):
             for x in laws:
                 validate.n_starts(starts, x.n_params)
+        elif isinstance(starts, str):
+            kinds = START_KINDS if method == "bootstrap" else ("grid",)
+            if starts not in kinds:
+                tail = ("" if method == "bootstrap" else
+                        "; 'auto' and 'warm' (starts at the point fit's optima) apply to method='bootstrap'")
+                raise ArgumentError(f"starts must be one of {list(kinds)}, a number of random starts or an array "
+                                    f"for method={method!r}; got {starts!r}{tail}.")
+    progress_mod.check(progress)
     return level
 
 
@@ -90,15 +99,15 @@ def _recorded(fn, problem: Problem) -> Predictive:
 
 
 def _problem(law: Law, train: ScalingData, points: pd.DataFrame, method, key, resamples, kwargs, axis,
-             cutoffs=None) -> Problem:
+             cutoffs=None, progress=None) -> Problem:
     from jaxscale.laws._registry import log_covariates
 
     logx = log_covariates(law, {c: points[c].to_numpy() for c in law.covariates})
     return Problem(law, train, points, logx, key, int(resamples), dict(kwargs), axis, count_free(law, method, kwargs),
-                   cutoffs)
+                   cutoffs, progress)
 
 
-def _stack(laws, train, points, method, key, resamples, kwargs, axis):
+def _stack(laws, train, points, method, key, resamples, kwargs, axis, progress=None):
     """Each law's predictive, the stacking weights from their leave-future-out scores, and the mixture."""
     t = np.log(np.asarray(train.covariates[axis], np.float64))
     # Folds shared by every law need enough points below each cutoff for the law with the most parameters; a law
@@ -118,7 +127,7 @@ def _stack(laws, train, points, method, key, resamples, kwargs, axis):
                         f"law gets folds from these data: " + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
     parts, cals = {}, {}
     for law in usable:
-        problem = _problem(law, train, points, method, key, resamples, kwargs, axis, cutoffs)
+        problem = _problem(law, train, points, method, key, resamples, kwargs, axis, cutoffs, progress)
         try:
             pred = _recorded(PREDICTIVES[method], problem)
             cal = pred.calibration
@@ -126,6 +135,8 @@ def _stack(laws, train, points, method, key, resamples, kwargs, axis):
                 from jaxscale.fit import fit
 
                 point_options = {k: kwargs[k] for k in ("starts", *REFIT_OPTIONS) if k in kwargs}
+                if isinstance(point_options.get("starts"), str):  # "auto" / "warm": the bootstrap's point fit
+                    point_options["starts"] = "grid"
                 theta = fit(law, train, key=key, **point_options).theta
                 cal = calibrate(law, train, theta, problem.n_free, axis=axis, options=kwargs,
                                 key=int(noise_rng(key).integers(2**63)), cutoffs=cutoffs)
@@ -158,15 +169,17 @@ def _stack(laws, train, points, method, key, resamples, kwargs, axis):
 
 
 def make_forecast(laws: tuple[Law, ...], train: ScalingData, points: pd.DataFrame, *, method: str, level: float,
-                  key, resamples: int, kwargs, split_desc, full: ScalingData | None, axis: str) -> Forecast:
+                  key, resamples: int, kwargs, split_desc, full: ScalingData | None, axis: str,
+                  progress=None) -> Forecast:
     """The forecast of ``laws`` fitted on ``train`` at ``points`` (inputs already checked), with provenance."""
     extra = {}
     if len(laws) == 1:
-        pred = _recorded(PREDICTIVES[method], _problem(laws[0], train, points, method, key, resamples, kwargs, axis))
+        pred = _recorded(PREDICTIVES[method], _problem(laws[0], train, points, method, key, resamples, kwargs, axis,
+                                                       progress=progress))
         predicted, log_samples, settings, weights = pred.predicted, pred.log_samples, pred.settings, None
     else:
         predicted, log_samples, settings, weights, stacking, per_law = _stack(laws, train, points, method, key,
-                                                                             resamples, kwargs, axis)
+                                                                             resamples, kwargs, axis, progress)
         extra = {"stacking": stacking, "laws": per_law}
     law = laws[0]
     provenance = {
@@ -214,7 +227,7 @@ def _check_train(laws, n_train, method, kwargs, what: str) -> None:
 
 
 def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, key=validate.DEFAULT_KEY, split=None,
-             resamples: int = 200, axis: str | None = None, drop_top: int = 0, **kwargs) -> Forecast:
+             resamples: int = 200, axis: str | None = None, drop_top: int = 0, progress=None, **kwargs) -> Forecast:
     """Forecast the target at points not yet run, with a predictive interval and provenance.
 
     Parameters
@@ -259,11 +272,21 @@ def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, k
         covariate.
     drop_top
         Drop the ``drop_top`` highest targets first (Epoch drops 5).
+    progress
+        Progress of the long loops inside: the bootstrap's resamples
+        (``method="bootstrap"``, and ``calibrated``'s fallback), as for
+        :func:`jaxscale.bootstrap` (``None``, the default: a bar when the run
+        is estimated to take more than a few seconds; ``True``; ``False``; a
+        callable ``(done, total)``), and the sampler's iterations
+        (``method="bayes"``: only with ``True`` or a callable, see
+        :func:`jaxscale.bayes.sample`). The fit and the calibration's
+        leave-future-out refits are one batched solve each, with no bar.
     **kwargs
         Column roles, then options of the fit (``starts``, ``objective``,
-        ``fixed`` ...), the bootstrap (``bootstrap_method``, ``starts="warm"``
-        ...) or the sampler (``num_warmup``, ``num_samples``, ``num_chains``,
-        ``likelihood``, ``run_effect`` ...).
+        ``fixed`` ...), the bootstrap (``bootstrap_method``, ``starts``:
+        ``"auto"`` by default there, :data:`jaxscale.uncertainty.BOOTSTRAP_STARTS`,
+        or ``"warm"``, ``"grid"`` ...) or the sampler (``num_warmup``,
+        ``num_samples``, ``num_chains``, ``likelihood``, ``run_effect`` ...).
 
     Examples
     --------
@@ -279,7 +302,7 @@ def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, k
     """
     laws = resolve_laws(law)
     columns, kwargs = split_kwargs(kwargs)
-    level = _checked(laws, method, level, key, resamples, kwargs)
+    level = _checked(laws, method, level, key, resamples, kwargs, progress)
     full, mask, desc = _inputs(laws, data, split, columns, drop_top)
     if mask is not None:
         desc = dict(desc, n_train=int(mask.sum()), n_rest=int((~mask).sum()))
@@ -293,16 +316,18 @@ def forecast(law, data, *, at, method: str = "calibrated", level: float = 0.9, k
     points = make_points(laws, at, full.flops_per_token)
     axis = extrapolation_axis(laws[0], train, split, axis)
     return make_forecast(laws, train, points, method=method, level=level, key=key, resamples=resamples,
-                         kwargs=kwargs, split_desc=desc, full=full if mask is not None else None, axis=axis)
+                         kwargs=kwargs, split_desc=desc, full=full if mask is not None else None, axis=axis,
+                         progress=progress)
 
 
 def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9, key=validate.DEFAULT_KEY,
-             resamples: int = 200, axis: str | None = None, drop_top: int = 0, **kwargs) -> BacktestResult:
+             resamples: int = 200, axis: str | None = None, drop_top: int = 0, progress=None,
+             **kwargs) -> BacktestResult:
     """Fit on the points a split keeps, forecast the held-out points, and score the forecast.
 
     Parameters
     ----------
-    law, data, method, level, key, resamples, axis, drop_top, **kwargs
+    law, data, method, level, key, resamples, axis, drop_top, progress, **kwargs
         As for :func:`forecast`.
     split
         Which points to fit (the rest are held out and scored):
@@ -340,7 +365,7 @@ def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9
     """
     laws = resolve_laws(law)
     columns, kwargs = split_kwargs(kwargs)
-    level = _checked(laws, method, level, key, resamples, kwargs)
+    level = _checked(laws, method, level, key, resamples, kwargs, progress)
     full, mask, desc = _inputs(laws, data, split, columns, drop_top)
     n_train, n_test = int(mask.sum()), int((~mask).sum())
     for x in laws:
@@ -350,7 +375,7 @@ def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9
     points = pd.DataFrame({k: np.asarray(test.covariates[k]) for k in COVARIATE_KEYS if k in test.covariates})
     axis = extrapolation_axis(laws[0], train, split, axis)
     fc = make_forecast(laws, train, points, method=method, level=level, key=key, resamples=resamples, kwargs=kwargs,
-                       split_desc=desc, full=full, axis=axis)
+                       split_desc=desc, full=full, axis=axis, progress=progress)
     res = fc.check(np.asarray(test.y))
     table, pos = res.table, 0
     for name, labels in (("row", test.rows), ("group", test.group), ("run", test.run)):

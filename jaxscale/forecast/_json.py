@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxscale._io import write_atomic
+from jaxscale._io import text_or_write
 from jaxscale.errors import DataError
 
 FORECAST_FORMAT = "jaxscale.forecast/1"
@@ -38,7 +38,4 @@ def dumps(value, level: int = 0) -> str:
 
 
 def write_json(doc: dict[str, Any], path: str | os.PathLike | None) -> str:
-    text = dumps(doc)
-    if path is not None:
-        write_atomic(path, text + "\n")
-    return text
+    return text_or_write(dumps(doc), path)

@@ -32,7 +32,8 @@ MIN_RUNS = 3
 class Problem(NamedTuple):
     """What every predictive method gets: the law, the training data, the points (and their log covariates),
     the key, the bootstrap size, the fit / bootstrap / sampler options, the extrapolation axis, the number
-    of free parameters and, optionally, the leave-future-out cutoffs (log axis) shared by several laws."""
+    of free parameters, optionally the leave-future-out cutoffs (log axis) shared by several laws, and the
+    ``progress`` of the bootstrap or sampler inside (see :func:`jaxscale.bootstrap`)."""
 
     law: Law
     train: ScalingData
@@ -44,6 +45,7 @@ class Problem(NamedTuple):
     axis: str
     n_free: int
     cutoffs: np.ndarray | None = None
+    progress: Any = None
 
 
 class Predictive(NamedTuple):
@@ -148,6 +150,8 @@ def bootstrap_predictive(problem: Problem) -> Predictive:
                            f"the spread between these runs, not the uncertainty of a new run. Give at least "
                            f"{MIN_RUNS} runs.")
     kw["method"] = scheme
+    if problem.progress is not None:  # else bootstrap's own default
+        kw["progress"] = problem.progress
     b = bootstrap(law, train, problem.resamples, problem.key, **kw)
     mu = log_predict(law, b.theta_draws, problem.logx)
     mu = mu[finite_draws(mu, "bootstrap replicates", settings)]
@@ -167,6 +171,8 @@ def bayes_predictive(problem: Problem) -> Predictive:
     law, settings = problem.law, {}
     kw = dict(problem.options)
     kw.setdefault("warn", False)
+    if problem.progress is not None:  # else the sampler's own default (no bar)
+        kw["progress"] = problem.progress
     idata = bayes.sample(law, problem.train, key=problem.key, **kw)
     src = param_source(idata, law)
     # unchecked: a draw whose positive parameter underflowed to 0 still predicts (its term vanishes)

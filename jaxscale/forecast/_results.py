@@ -16,7 +16,7 @@ import pandas as pd
 from jaxscale.data import LABEL_KEYS, ScalingData
 from jaxscale.errors import DataError
 from jaxscale.forecast._inputs import coerce
-from jaxscale._io import json_safe, write_atomic
+from jaxscale._io import json_safe, text_or_write
 from jaxscale.forecast._json import BACKTEST_FORMAT, FORECAST_FORMAT, thin, write_json
 from jaxscale.forecast._scoring import COVERAGE_LEVELS, coverage_column, score, summarise
 from jaxscale.laws import Law, get
@@ -396,10 +396,7 @@ class BacktestResult:
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
         """The scored :attr:`table` as CSV; written atomically to ``path`` if given."""
-        text = self.table.to_csv(index=False)
-        if path is not None:
-            write_atomic(path, text)
-        return text
+        return text_or_write(self.table.to_csv(index=False), path)
 
     def report(self, max_rows: int = 40) -> str:
         """Readable table (first ``max_rows`` rows) and summary."""
