@@ -9,11 +9,20 @@
 from jaxscale import _early  # noqa: F401  (Ctrl-C while the CLI imports JAX; see _early.py)
 from jaxscale._version import __version__
 
+import warnings as _warnings
+
+# ArviZ >= 0.23 announces its 1.0 refactor on import (once a day): noise for users who never asked for ArviZ
+# directly, emitted from a background import thread (bayes) where catch_warnings cannot reach it.
+_warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
+
 from jaxscale import _x64  # noqa: F401  (float64 by default; see _x64.py)
 from jaxscale import laws
-from jaxscale._demo import HOFFMANN_UNROUNDED, demo_data
+from jaxscale import published
+from jaxscale._demo import demo_data
+from jaxscale.published import HOFFMANN_UNROUNDED
 from jaxscale._devices import set_host_device_count
 from jaxscale.data import ScalingData
+from jaxscale import datasets
 from jaxscale.errors import ArgumentError, DataError, DerivedError, FitError, JaxscaleError, LawError
 from jaxscale.fit import FitResult, fit, objective
 from jaxscale import derived
@@ -36,6 +45,7 @@ __all__ = [
     "HypothesisTest",
     "bootstrap",
     "chi2_test",
+    "datasets",
     "derived",
     "lr_test",
     "HOFFMANN_UNROUNDED",
@@ -49,6 +59,17 @@ __all__ = [
     "demo_data",
     "fit",
     "laws",
+    "published",
     "objective",
+    "report",
     "set_host_device_count",
 ]
+
+
+def __getattr__(name: str):
+    # jaxscale.report (an HTML page of results) loads matplotlib: imported on first use, not by `import jaxscale`.
+    if name == "report":
+        import importlib
+
+        return importlib.import_module("jaxscale.report")
+    raise AttributeError(f"module 'jaxscale' has no attribute {name!r}")

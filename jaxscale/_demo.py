@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from jaxscale.data import ScalingData
+from jaxscale.published import HOFFMANN_UNROUNDED
 
-#: Hoffmann et al. (2022) Approach 3, unrounded (Epoch's ``true_params``).
-HOFFMANN_UNROUNDED = {
-    "E": float(np.exp(0.5267228)),
-    "A": float(np.exp(6.0073404)),
-    "B": float(np.exp(6.0179186)),
-    "alpha": 0.33917084,
-    "beta": 0.2849083,
-}
 
 
 def demo_data(n_budgets: int = 8, per_budget: int = 12, noise: float = 0.01, seed: int = 0) -> ScalingData:

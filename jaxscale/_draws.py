@@ -180,7 +180,9 @@ def _from_json(path: str, law) -> ParamSource:
     return ParamSource(law, _check_params(law, params, path, DataError), None, "fit", doc.get("data_fingerprint"))
 
 
-def _from_netcdf(path: str, law) -> ParamSource:
+def read_posterior(path: str):
+    """The posterior netCDF written by ``jaxscale bayes --out``, as ArviZ InferenceData, with the law it names
+    (``(idata, law)``); a file that is not one, or is damaged, is a :class:`DataError` saying so."""
     with open(path, "rb") as fh:
         head = fh.read(8)
     if not _is_netcdf(head):
@@ -197,13 +199,19 @@ def _from_netcdf(path: str, law) -> ParamSource:
     if "posterior" not in idata.groups():
         raise DataError(f"{path}: this netCDF file has no 'posterior' group; expected the file written by "
                         f"`jaxscale bayes --out`.")
-    from jaxscale.bayes._infer import law_of, param_draws
+    from jaxscale.bayes._infer import law_of
 
     try:
-        found = law_of(idata)
+        return idata, law_of(idata)
     except LawError as e:
         raise DataError(f"{path}: the posterior does not name a jaxscale law it can build ({e}); expected the "
                         f"netCDF written by `jaxscale bayes --out`.") from None
+
+
+def _from_netcdf(path: str, law) -> ParamSource:
+    from jaxscale.bayes._infer import param_draws
+
+    idata, found = read_posterior(path)
     lw = _matching(found, law, path)
     try:
         draws = param_draws(idata, lw)

@@ -201,6 +201,15 @@ def write_atomic(path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO
         raise
 
 
+def text_or_write(text: str, path: str | os.PathLike | None) -> str | None:
+    """The serialised ``text`` itself when ``path`` is None; else write it atomically there (with a final newline)
+    and return None, so that ``res.to_json("fit.json")`` in a REPL prints nothing."""
+    if path is None:
+        return text
+    write_atomic(path, text if text.endswith("\n") else text + "\n")
+    return None
+
+
 def write_netcdf(idata, path: str | os.PathLike, *, compress: bool = True) -> str:
     """Write an ArviZ ``InferenceData`` (or an xarray ``Dataset``/``DataTree``) to a netCDF-4 file, atomically.
 

@@ -23,7 +23,7 @@ whose target loss is out of reach, is flagged as failed and excluded from the
 intervals; it never poisons the other draws.
 
 >>> import jaxscale
->>> epoch = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+>>> from jaxscale.published import EPOCH as epoch   # Epoch AI (2024)
 >>> out = compute_optimal("chinchilla", epoch, 5.88e23)
 >>> round(float(out.table["tokens_per_param"][0]), 2)
 18.33
@@ -44,7 +44,7 @@ import pandas as pd
 
 from jaxscale import validate
 from jaxscale._draws import ParamSource, param_source
-from jaxscale._io import json_safe, write_atomic
+from jaxscale._io import json_safe, text_or_write
 from jaxscale.errors import ArgumentError, JaxscaleError, LawError
 from jaxscale.laws import Law, get
 
@@ -217,9 +217,7 @@ class Allocation:
         if path is not None:
             path = validate.output_path(path, "path")
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
-        if path is not None:
-            write_atomic(path, text + "\n")
-        return text
+        return text_or_write(text, path)
 
     def __repr__(self) -> str:
         return f"Allocation({self.kind}, {self.law.name}, {len(self.table)} rows, source={self.source})\n{self.table}"
@@ -319,7 +317,22 @@ def _summarise(kind, src, rows: dict[str, np.ndarray], point: dict[str, np.ndarr
             warnings.warn(f"{kind}: {n_bad} of {failed.shape[0]} draws have no solution for some row (optimum on the "
                           f"edge of the search range, or target out of reach); they are excluded from the intervals "
                           f"(see the n_failed column).", RuntimeWarning, stacklevel=3)
+    settings = {**settings, **_provenance(src)}
     return Allocation(kind, src.law, table, out_draws, level, src.kind, settings)
+
+
+def _provenance(src) -> dict[str, Any]:
+    """What an allocation was made from and when: the source's draws and data fingerprint, the law's options,
+    versions and a timestamp (as a fit records them), so a report or an auditor can trace it."""
+    import datetime as _dt
+
+    import jax
+
+    from jaxscale._version import __version__
+
+    return {"law_options": dict(src.law.options), "n_draws": 0 if src.draws is None else int(len(src.draws)),
+            "data_fingerprint": src.fingerprint, "jaxscale_version": __version__, "jax_version": jax.__version__,
+            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _batched(fn, point_theta, draw_theta, *row_args):
@@ -405,7 +418,7 @@ def overtraining(law, fit, N, D, flops_per_token: float = 6.0) -> pd.DataFrame:
     ``overtraining_ratio`` (> 1: more tokens per parameter than
     compute-optimal), and the loss penalty ``L / L_opt - 1``. Point estimate only.
 
-    >>> epoch = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+    >>> from jaxscale.published import EPOCH as epoch   # Epoch AI (2024)
     >>> t = overtraining("chinchilla", epoch, N=70e9, D=15e12)
     >>> round(float(t["tokens_per_param"][0]))
     214
@@ -509,7 +522,7 @@ def inference_optimal(law, fit, target_loss, inference_tokens, *, flops_per_toke
 
     Examples
     --------
-    >>> epoch = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+    >>> from jaxscale.published import EPOCH as epoch   # Epoch AI (2024)
     >>> t = inference_optimal("chinchilla", epoch, 2.0, [0.0, 2e13]).table
     >>> bool(t["N_opt"][1] < t["N_opt"][0])  # serving 20T tokens: a smaller model, trained longer
     True

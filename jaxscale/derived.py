@@ -11,8 +11,8 @@ parameter per token, 6 by default)::
     G = (alpha A / (beta B))^(1/(alpha+beta)),  a = beta/(alpha+beta),  b = alpha/(alpha+beta)
     N_opt(C) = G (C/k)^a,  D_opt(C) = (C/k)^b / G
 
->>> import jaxscale.derived as dv
->>> p = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)   # Epoch AI (2024)
+>>> import jaxscale, jaxscale.derived as dv
+>>> p = jaxscale.published.EPOCH   # Epoch AI (2024)
 >>> round(float(dv.exponent_a(p)), 3)
 0.513
 >>> round(float(dv.tokens_per_param(5.88e23)(p)), 1)
@@ -111,7 +111,7 @@ def n_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
 
     Examples
     --------
-    >>> p = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+    >>> from jaxscale.published import EPOCH as p
     >>> round(float(n_opt(5.88e23)(p)) / 1e10, 2)
     7.31
     >>> n_opt(-1.0)
@@ -125,6 +125,7 @@ def n_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
         return G(p) * (C / flops_per_token) ** exponent_a(p)
 
     fn.__name__ = "N_opt"
+    fn.index = ("C", np.atleast_1d(np.asarray(C)).tolist())
     return fn
 
 
@@ -136,6 +137,7 @@ def d_opt(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp.ndarray]:
         return (C / flops_per_token) ** exponent_b(p) / G(p)
 
     fn.__name__ = "D_opt"
+    fn.index = ("C", np.atleast_1d(np.asarray(C)).tolist())
     return fn
 
 
@@ -147,6 +149,7 @@ def tokens_per_param(C, flops_per_token: float = 6.0) -> Callable[[Mapping], jnp
         return d(p) / n(p)
 
     fn.__name__ = "tokens_per_param"
+    fn.index = n.index
     return fn
 
 
@@ -175,6 +178,9 @@ def loss_at(law, **covariates) -> Callable[[Mapping], jnp.ndarray]:
         return jnp.exp(jax.vmap(law.log_predict, in_axes=(None, 0))(theta, logx)).reshape(shape)
 
     fn.__name__ = "loss"
+    points = np.broadcast_arrays(*(np.asarray(covariates[c], float) for c in law.covariates))
+    fn.index = ("at", [", ".join(f"{c}={v:g}" for c, v in zip(law.covariates, row))
+                       for row in zip(*(p.reshape(-1) for p in points))])
     return fn
 
 

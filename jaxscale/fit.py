@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxscale import validate
-from jaxscale._io import json_safe, write_atomic
+from jaxscale._io import json_safe, text_or_write
 from jaxscale._version import __version__
 from jaxscale.data import ScalingData
 from jaxscale.errors import ArgumentError, FitError
@@ -151,9 +151,7 @@ class FitResult:
         if path is not None:
             path = validate.output_path(path, "path")
         text = json.dumps(self.to_dict(), **{"indent": 2, **kwargs, "allow_nan": False})
-        if path is not None:
-            write_atomic(path, text + "\n")
-        return text
+        return text_or_write(text, path)
 
     def table(self) -> str:
         """Readable parameter table."""

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from jaxscale import validate
-from jaxscale._io import json_safe, write_atomic
+from jaxscale._io import json_safe, text_or_write
 from jaxscale.data import ScalingData, read_csv
 from jaxscale.errors import ArgumentError, DataError, FitError
 from jaxscale.uncertainty import percentile_interval
@@ -259,9 +259,7 @@ class AllocationFit:
         if path is not None:
             path = validate.output_path(path, "path")
         text = json.dumps(self.to_dict(**kwargs), indent=2, allow_nan=False)
-        if path is not None:
-            write_atomic(path, text + "\n")
-        return text
+        return text_or_write(text, path)
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,10 +8,7 @@ import pytest
 
 import jaxscale
 
-MUENNIGHOFF = dict(
-    E=float(np.exp(0.6254804)), A=float(np.exp(6.255414)), B=float(np.exp(7.3049974)),
-    alpha=0.3526596, beta=0.3526596, R_D=15.387756, R_N=5.309743,
-)
+MUENNIGHOFF = jaxscale.published.MUENNIGHOFF
 
 
 def _grid(*axes):
@@ -26,7 +23,7 @@ def case(name):
         return jaxscale.laws.get("chinchilla"), dict(jaxscale.HOFFMANN_UNROUNDED), dict(N=N, D=D), {}, 1e-4
     if name == "kaplan":
         N, D = _grid(np.logspace(6, 10, 9), np.logspace(8, 12, 9))
-        p = dict(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103)
+        p = dict(jaxscale.published.KAPLAN)
         return jaxscale.laws.get("kaplan"), p, dict(N=N, D=D), {}, 1e-4
     if name == "power":
         return (jaxscale.laws.get("power", resource="N"), dict(E=1.7, A=400.0, alpha=0.34),

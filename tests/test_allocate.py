@@ -9,17 +9,12 @@ import pandas as pd
 import pytest
 
 import jaxscale
-from jaxscale import allocate as al
+from jaxscale import allocate as al, published
 from jaxscale.cli import main
 from jaxscale.errors import ArgumentError, JaxscaleError, LawError
 
-# published_results.md section 2 (Epoch AI 2024, notebook cells 24-25) and 1.1 (Hoffmann, unrounded from TeX).
-EPOCH = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
-HOFFMANN = dict(E=float(np.exp(0.5267228)), A=float(np.exp(6.0073404)), B=float(np.exp(6.0179186)),
-                alpha=0.33917084, beta=0.2849083)
-MUENNIGHOFF = dict(E=float(np.exp(0.6254804)), A=float(np.exp(6.255414)), B=float(np.exp(7.3049974)),
-                   alpha=0.3526596, beta=0.3526596, R_D=15.387756, R_N=5.309743)
-KAPLAN = dict(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103)
+# jaxscale.published: Epoch AI 2024 (notebook cells 24-25), Hoffmann unrounded (TeX), Muennighoff, Kaplan Table 2.
+EPOCH, HOFFMANN, MUENNIGHOFF, KAPLAN = published.EPOCH, published.HOFFMANN_UNROUNDED, published.MUENNIGHOFF, published.KAPLAN
 CHINCHILLA_C = 6 * 1.4e12 * 7e10  # 5.88e23
 
 
@@ -313,8 +308,8 @@ def test_mismatched_lengths_are_named():
 
 
 @pytest.mark.slow  # ~10 s: kept out of the default run, in CI's `-m slow`
-def test_cli_allocate_from_fit_and_bootstrap_json(shared_data, tmp_path, capsys):
-    csv = shared_data / "epoch_chinchilla" / "svg_extracted_data.csv"
+def test_cli_allocate_from_fit_and_bootstrap_json(tmp_path, capsys):
+    csv = "epoch_chinchilla"  # the bundled data set (jaxscale datasets); --col as its default roles
     cols = ["--col", "N=Model Size", "--col", "C=Training FLOP", "--col", "loss=loss", "--drop-top-loss", "5"]
     assert main(["fit", str(csv), *cols, "--starts", "64", "--json", str(tmp_path / "fit.json")]) == 0
     assert main(["bootstrap", str(csv), *cols, "-n", "100", "--starts", "warm",
@@ -364,5 +359,7 @@ def test_allocation_json_is_written_atomically(tmp_path):
     doc = json.loads((tmp_path / "a.json").read_text())
     assert [r["compute"] for r in doc["records"]] == [1e22, 5.88e23] and doc["level"] == 0.9
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    prov = doc["settings"]  # what it was made from, and when
+    assert prov["n_draws"] == 0 and prov["jaxscale_version"] == jaxscale.__version__ and prov["timestamp"]
     with pytest.raises(ArgumentError, match="path .*: directory .* does not exist"):
         res.to_json(tmp_path / "no" / "a.json")

@@ -257,10 +257,10 @@ def test_diagnose_flags_disagreeing_chains(demo_post):
 
 def test_derived_quantities_have_credible_intervals(demo_post):
     tpp = bayes.derive(demo_post, dv.tokens_per_param(5.88e23))
-    lo, hi = tpp.ci(0.9)
+    lo, hi = tpp.interval(0.9)
     assert tpp.draws.shape == (600,) and lo < tpp.estimate < hi
     true = float(dv.tokens_per_param(5.88e23)(HOFF))
-    lo99, hi99 = tpp.ci(0.99)
+    lo99, hi99 = tpp.ci(0.99).loc[5.88e23, ['lo', 'hi']]
     assert lo99 < true < hi99
     n = bayes.derive(demo_post, dv.n_opt([1e21, 1e23]))
     assert n.draws.shape == (600, 2) and np.all(n.estimate[1] > n.estimate[0])

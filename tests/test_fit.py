@@ -63,12 +63,11 @@ def test_epoch_likelihood_of_hoffmann_values(epoch_data):
     np.testing.assert_allclose(ll_r, 562.25, atol=0.01)
 
 
-def test_muennighoff_objective_at_published_parameters(shared_data):
+def test_muennighoff_objective_at_published_parameters():
     """Summed Huber at the published fit on the 182 runs equals their reported minimum, 0.0158259."""
     from helpers import MUENNIGHOFF
 
-    path = shared_data / "datablations" / "datablations_parametric_fit_182runs.csv"
-    data = jaxscale.ScalingData.from_csv(path, N="params", D="tokens", U="unique_tokens", loss="val_loss")
+    data = jaxscale.datasets.scaling_data("muennighoff")  # N=params, D=tokens, U=unique_tokens, loss=val_loss
     assert len(data) == 182
     value = jaxscale.objective("data_constrained", data, MUENNIGHOFF)
     np.testing.assert_allclose(value, 0.015825937, rtol=1e-5)

@@ -247,3 +247,32 @@ def test_the_failed_netcdf_write_ends_the_process_cleanly(failed_writes):
     az = pytest.importorskip("arviz")
     with az.rc_context({"data.load": "eager"}):
         _assert_same_idata(az.from_netcdf(str(d / "post.nc")), old)
+
+
+def test_to_json_with_a_path_writes_and_returns_none(tmp_path):
+    """In a REPL ``res.to_json("fit.json")`` prints nothing: a path means write, no path means return the text."""
+    import json
+
+    import jaxscale
+    from jaxscale import allocate
+
+    data = jaxscale.demo_data()
+    fit = jaxscale.fit("chinchilla", data, starts=16, key=0)
+    boot = jaxscale.bootstrap("chinchilla", data, 8, key=0, starts="warm", point=fit)
+    alloc = allocate.compute_optimal("chinchilla", boot, [1e22])
+    for name, res in {"fit": fit, "boot": boot, "alloc": alloc}.items():
+        path = tmp_path / f"{name}.json"
+        assert res.to_json(path) is None
+        assert json.loads(path.read_text()) == json.loads(res.to_json())
+
+
+def test_arviz_refactor_announcement_is_filtered_for_users():
+    import subprocess
+    import sys
+
+    code = ("import warnings, jaxscale\n"
+            "warnings.warn('\\nArviZ is undergoing a major refactor to improve flexibility', FutureWarning)\n"
+            "warnings.warn('another FutureWarning stays visible', FutureWarning)\n")
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "major refactor" not in out.stderr and "another FutureWarning stays visible" in out.stderr

@@ -238,7 +238,7 @@ def test_refitting_an_equal_law_reuses_the_compiled_solver():
 
 # --- derived quantities check their arguments at construction ------------------------------------------------------
 
-EPOCH_P = dict(E=1.81686, A=482.00572, B=2085.43420, alpha=0.34781, beta=0.36585)
+EPOCH_P = jaxscale.published.EPOCH
 BAD_BUDGETS = [(-1.0, "C must be > 0"), (0, "C must be > 0"), (float("nan"), "C must be a finite number"),
                (float("inf"), "C must be a finite number"), ([1e21, -1.0], r"C\[1\] must be > 0"), ("1e21", "C must be"),
                (None, "C must be"), ([], "at least one budget")]
