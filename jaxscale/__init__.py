@@ -67,9 +67,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # jaxscale.report (an HTML page of results) loads matplotlib: imported on first use, not by `import jaxscale`.
-    if name == "report":
+    # report and plot load matplotlib, bayes numpyro and arviz: imported on first use, not by `import jaxscale`.
+    if name in ("report", "plot", "bayes"):
         import importlib
 
-        return importlib.import_module("jaxscale.report")
+        return importlib.import_module(f"jaxscale.{name}")
     raise AttributeError(f"module 'jaxscale' has no attribute {name!r}")

@@ -239,7 +239,8 @@ def test_cli_reports_bad_input_in_one_line(fit_file, bad_files, tmp_path, capsys
 
 def test_import_jaxscale_does_not_load_the_report_or_matplotlib():
     code = ("import sys, jaxscale; assert 'matplotlib' not in sys.modules and 'jaxscale.report' not in sys.modules; "
-            "r = jaxscale.report; assert callable(r) and r.report and 'matplotlib' not in sys.modules")
+            "r = jaxscale.report; assert callable(r) and r.report and 'matplotlib' not in sys.modules; "
+            "assert callable(jaxscale.plot.calibration) and callable(jaxscale.bayes.sample)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
 
