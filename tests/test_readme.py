@@ -29,6 +29,7 @@ SHRINK = [
     ('bootstrap("chinchilla", data, 1000, key=0)', 'bootstrap("chinchilla", data, 100, key=0)'),
     ("n_resamples=1000, key=0)", "n_resamples=100, key=0)"),
     ('bayes.sbc("chinchilla", design, 200, key=0)', 'bayes.sbc("chinchilla", design, 8, key=0, num_warmup=200, num_samples=200)'),
+    ('bayes.sample("chinchilla", data, key=0)', 'bayes.sample("chinchilla", data, key=0, num_warmup=300, num_samples=300)'),
     ('bayes.sample("chinchilla", data, key=0, prior_draws=500)',
      'bayes.sample("chinchilla", data, key=0, prior_draws=100, num_warmup=300, num_samples=300)'),
     ('bayes.sample("kaplan", data, key=0)', 'bayes.sample("kaplan", data, key=0, num_warmup=300, num_samples=300)'),
