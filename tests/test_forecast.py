@@ -224,7 +224,9 @@ def test_forecast_round_trips_through_json_and_checks_like_backtest(tmp_path):
     pd.testing.assert_frame_equal(checked.table[cols], bt.table[cols], rtol=1e-12)
     assert checked.table["row"].tolist() == bt.table["row"].tolist()
     assert checked.summary == {**bt.summary}
-
+    # a check records when, and on which runs, it was made; a backtest scored its held-out runs as it forecast
+    assert checked.checked["actual_fingerprint"] == heldout.fingerprint() and checked.checked["at"]
+    assert bt.checked is None and json.loads(checked.to_json())["checked"] == checked.checked
     # Rows that match no forecast point (here the 72 training runs) are counted, not silently dropped.
     with pytest.warns(UserWarning, match=r"^72 of 96 actual rows match no forecast point \(by N, D, relative "
                                          r"tolerance 1e-09\) and were not scored"):

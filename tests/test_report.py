@@ -148,7 +148,8 @@ def test_forecast_card_discloses_target_interval_timing_and_score(page, results)
         assert f"{role} = {target[role]:.4g}" in visible
     assert "90% central predictive interval" in visible and "method fit" in visible
     assert fc.provenance["timestamp"] in visible and fc.provenance["data_fingerprint"][:12] in visible
-    assert "Yes, as recorded: the forecast was written" in visible  # the check file was written after it
+    assert "Yes, as recorded: the forecast was written" in visible  # the check was made after it
+    assert "as the check recorded it" in visible  # its own checked_at, not the file's modification time
     assert "No: a backtest" in visible
     n_in = int(check.table["covered"].sum())
     assert f"({n_in}/{check.summary['n_test']} runs inside" in visible

@@ -208,12 +208,14 @@ class Forecast:
         table = pd.concat([table, scores], axis=1)
         summary = summarise(table, self.provenance.get("n_train", -1), self.level, self.method)
         summary["n_missing"] = int((~have).sum())
+        # when it was scored, and on what: the record that the forecast (timestamped) came first
+        checked = {"at": now(), "actual_fingerprint": data.fingerprint() if extra else None}
         if n_unmatched:
             summary["n_unmatched_rows"] = n_unmatched
             warnings.warn(f"{n_unmatched} of {len(data)} actual rows match no forecast point (by "
                           f"{', '.join(self.covariates)}, relative tolerance {MATCH_RTOL:g}) and were not scored; "
                           f"summary['n_unmatched_rows'] counts them.", UserWarning, stacklevel=2)
-        return BacktestResult(table, summary, self)
+        return BacktestResult(table, summary, self, checked)
 
     def _match(self, data: ScalingData) -> tuple[np.ndarray, int]:
         """For each forecast point, the index of the one actual row with the same covariates (or -1)."""
@@ -372,11 +374,16 @@ class BacktestResult:
         ``mean_crps``, ``n_missing``.
     forecast
         The :class:`Forecast` that was scored (write it with ``to_json``).
+    checked
+        For :meth:`Forecast.check`: ``at`` (UTC time of the check) and ``actual_fingerprint`` (of the actual
+        runs, when they were data), the record that the timestamped forecast came first; ``None`` for a
+        :func:`backtest`, whose held-out runs were scored with the forecast.
     """
 
     table: pd.DataFrame
     summary: dict[str, Any]
     forecast: Forecast
+    checked: dict[str, Any] | None = None
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -386,8 +393,11 @@ class BacktestResult:
         """JSON-ready: ``summary``, ``table`` (records) and ``forecast``, with at most ``samples`` of its predictive
         draws per point (see :meth:`Forecast.to_dict`), so that :meth:`Forecast.load` can read it back."""
         records = [{k: json_safe(v) for k, v in r.items()} for r in self.table.to_dict(orient="records")]
-        return {"format": BACKTEST_FORMAT, "summary": json_safe(self.summary), "table": records,
-                "forecast": self.forecast.to_dict(samples=samples)}
+        out = {"format": BACKTEST_FORMAT, "summary": json_safe(self.summary), "table": records,
+               "forecast": self.forecast.to_dict(samples=samples)}
+        if self.checked is not None:
+            out["checked"] = self.checked
+        return out
 
     def to_json(self, path: str | os.PathLike | None = None, samples: bool | int = BACKTEST_SAMPLES) -> str:
         """Serialise :meth:`to_dict`; write it to ``path`` if given. :meth:`Forecast.load` reads its forecast

@@ -503,9 +503,13 @@ def _timing(fc, kind: str, check: Input | None, ctx: Context) -> Raw:
                         f"made and were held out by the split; it measures how the method extrapolates, not a "
                         f"prediction made in advance.")
     elif check is not None:
-        checked = check.modified
+        record = (check.doc or {}).get("checked") or getattr(check.obj, "checked", None) or {}
+        if record.get("at"):
+            checked, where = record["at"], "as the check recorded it"
+        else:
+            checked = check.modified
+            where = "its file modification time: this check JSON records no time of its own"
         t0, t1 = _parse_time(made), _parse_time(checked)
-        where = "its file modification time: the check JSON records no time of its own"
         if t0 is None or t1 is None:
             lines.insert(0, "Cannot tell: " + ("the forecast records no timestamp." if t0 is None else
                                                "the check's time is not known (a result passed in memory)."))
