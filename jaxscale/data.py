@@ -92,7 +92,7 @@ def _map_hint(role: str) -> str:
     return f"--col {role}=<column> (Python: {role}='<column>')"
 
 
-def _stacklevel() -> int:
+def user_stacklevel() -> int:
     """The stack level of the first caller outside jaxscale, so a warning points at the user's line."""
     import sys
 
@@ -201,10 +201,10 @@ def read_csv(path: str | os.PathLike, *, sep: str | None = None) -> CsvTable:
                         f"UTF-8.") from None
     except OSError as e:
         raise DataError(f"Could not read {shown!r}: {e.strerror or e}.") from None
-    return _parse_csv(text, shown, sep)
+    return parse_csv(text, shown, sep)
 
 
-def _parse_csv(text: str, shown: str, sep: str | None) -> CsvTable:
+def parse_csv(text: str, shown: str, sep: str | None) -> CsvTable:
     """The CSV ``text`` (already read) as :func:`read_csv` reads a file: the same header checks and file lines;
     ``shown`` names it in messages."""
     import pandas as pd
@@ -646,7 +646,7 @@ class ScalingData:
                 side = f"~1e{power}x smaller" if power >= 0 else f"~1e{-power}x larger"
                 warnings.warn(f"{names.get(key, key)} looks like mixed units: {where.many(np.flatnonzero(flagged))} "
                               f"are {side} than the rest; give every value in the same unit.", UserWarning,
-                              stacklevel=_stacklevel())
+                              stacklevel=user_stacklevel())
         for a in cov.values():
             a.setflags(write=False)
         y = arrays["loss"]
@@ -664,7 +664,7 @@ class ScalingData:
                 f"{int((counts[counts > 1] - 1).sum())} duplicate row(s) (same covariates and {self.target_name}), "
                 f"first copies at {where.many(np.sort(first[counts > 1]), limit=5)}; keeping them all.",
                 UserWarning,
-                stacklevel=_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     # ------------------------------------------------------------------ use

@@ -166,7 +166,7 @@ class FirstChunkEstimate:
             self.show(done, total)
 
 
-def _tqdm_class():
+def tqdm_class():
     """``tqdm.notebook.tqdm`` in a Jupyter kernel that has ipywidgets, else ``tqdm.std.tqdm`` (text on stderr)."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
@@ -184,7 +184,7 @@ class Bar:
     """
 
     def __init__(self, desc: str, total: int, unit: str = "fit", delay: float = 0.0):
-        self._bar = _tqdm_class()(total=int(total), desc=desc, unit=unit, unit_scale=True, delay=float(delay),
+        self._bar = tqdm_class()(total=int(total), desc=desc, unit=unit, unit_scale=True, delay=float(delay),
                                   file=sys.stderr, dynamic_ncols=True, leave=True)
 
     def __call__(self, done: int, total: int) -> None:
@@ -226,5 +226,4 @@ def reporting(progress, desc: str, total: int, *, unit: str = "fit",
 
 
 __all__ = ["ANNOUNCE_SECONDS", "BAR_SECONDS", "Bar", "CompileTimer", "FirstChunkEstimate", "announce", "check",
-           "describe_seconds",
-           "device_label", "logger", "reporting"]
+           "describe_seconds", "device_label", "logger", "reporting", "tqdm_class"]

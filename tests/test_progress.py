@@ -72,19 +72,19 @@ def test_the_cli_shows_the_estimate_as_one_jaxscale_warning_line(monkeypatch, ca
 
 
 def test_notebook_bars_are_widgets_only_where_ipywidgets_is_installed(monkeypatch):
-    from jaxscale.progress import _tqdm_class
+    from jaxscale.progress import tqdm_class
 
-    assert _tqdm_class().__module__ == "tqdm.std"  # no IPython kernel here
+    assert tqdm_class().__module__ == "tqdm.std"  # no IPython kernel here
     shell = types.SimpleNamespace(config={"IPKernelApp": {}})
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else real(name, *a))
-    assert _tqdm_class().__module__ == "tqdm.std"  # text on stderr, never tqdm's "IProgress not found" warning
+    assert tqdm_class().__module__ == "tqdm.std"  # text on stderr, never tqdm's "IProgress not found" warning
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "ipywidgets" else real(name, *a))
-    assert _tqdm_class().__module__ == "tqdm.notebook"
+    assert tqdm_class().__module__ == "tqdm.notebook"
 
 
 def test_forecast_hands_progress_to_its_bootstrap():

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxscale.data import (COVARIATE_KEYS, LABEL_KEYS, TARGET_KEYS, CsvTable, ScalingData, _parse_csv, _stacklevel,
+from jaxscale.data import (COVARIATE_KEYS, LABEL_KEYS, TARGET_KEYS, CsvTable, ScalingData, parse_csv, user_stacklevel,
                            read_csv)
 from jaxscale.datasets._registry import BY_NAME, SPECS, Spec
 from jaxscale.errors import ArgumentError, DataError
@@ -243,7 +243,7 @@ def raw(name: str) -> bytes:
 
 
 def _table(spec: Spec, counts: bool) -> CsvTable:
-    table = _parse_csv(raw(spec.name).decode("utf-8-sig"), spec.name, ",")
+    table = parse_csv(raw(spec.name).decode("utf-8-sig"), spec.name, ",")
     if counts and spec.scale:
         frame = table.frame.copy()
         for column, factor in spec.scale.items():
@@ -382,7 +382,7 @@ def _table_and_data(spec: Spec, *, flops_per_token, exclude: bool, select, colum
         source += f", {idx.size} of {n_selected} rows excluded"
         warnings.warn(f"dataset {spec.name}: {idx.size} of {n_selected} rows excluded ({where}{more}) by its "
                       f"documented rule, {spec.exclusion}; exclude=False keeps every row.", UserWarning,
-                      stacklevel=_stacklevel())
+                      stacklevel=user_stacklevel())
         keep &= ~excluded
     rows = frame[keep]
     data = ScalingData.from_frame(rows, flops_per_token=flops_per_token, source=source,

@@ -75,7 +75,7 @@ def kind_of(doc) -> str | None:
     >>> kind_of([1, 2]) is None
     True
     """
-    from jaxscale.forecast._json import BACKTEST_FORMAT, FORECAST_FORMAT
+    from jaxscale.forecast import BACKTEST_FORMAT, FORECAST_FORMAT
 
     if not isinstance(doc, Mapping):
         return None
