@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxscale import validate
+from jaxscale import schedule, validate
 from jaxscale.errors import ArgumentError, DataError
 
 #: Column names recognised for each role when no explicit mapping is given, compared after
@@ -42,9 +42,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
     # checkpoints of one training run share its seed and schedule: the run role marks them (forecasts and the
     # Bayesian model then treat a run, not a row, as the unit of independence)
     "run": ("run", "run_id", "name"),
+    # a checkpoint's optimizer step and learning rate: with them (and run) the schedule covariates of
+    # jaxscale.schedule are computed from each run's history
+    "step": ("step", "_step", "global_step", "iteration"),
+    "lr": ("lr", "learning_rate", "optim_learning_rate_group0"),
+    "lr_peak": ("lr_peak", "learning_rate_peak", "peak_lr"),
+    "batch_size": ("batch_size", "batch_size_tokens", "batch_size_in_tokens", "tokens_per_step"),
 }
 COVARIATE_KEYS = ("N", "D", "C", "U", "x")
 LABEL_KEYS = ("group", "run")
+#: Roles that describe a checkpoint's place in its run's learning-rate schedule (see :mod:`jaxscale.schedule`):
+#: the optimizer step, the LR at that step, the run's peak LR and its batch size in tokens per step.
+SCHEDULE_ROLES = ("step", "lr", "lr_peak", "batch_size")
 TARGET_KEYS = ("loss", "score", "y")
 #: Separators :func:`read_csv` recognises when it sniffs one.
 SEPARATORS = (",", ";", "\t", "|")
@@ -342,6 +351,9 @@ class ScalingData:
         The target: loss (or benchmark score), positive and finite.
     group, run
         Optional labels (model family; training run, for checkpoints).
+    step
+        The optimizer step of each checkpoint, when the rows are checkpoints of runs under a learning-rate
+        schedule (their schedule covariates are then in ``covariates``: :meth:`from_frame`).
     flops_per_token
         The k in C = k N D used to derive a missing D or C.
     source
@@ -365,6 +377,7 @@ class ScalingData:
     target_name: str = "loss"
     _index: np.ndarray = field(default=None, repr=False)
     _columns: tuple | None = field(default=None, repr=False)
+    step: np.ndarray | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -379,6 +392,11 @@ class ScalingData:
         x=None,
         group=None,
         run=None,
+        step=None,
+        lr=None,
+        lr_peak=None,
+        batch_size=None,
+        schedule=None,
         flops_per_token: float = 6.0,
         target_name: str = "loss",
     ) -> ScalingData:
@@ -393,6 +411,9 @@ class ScalingData:
             missing D (or C) is derived from C = k N D.
         group, run
             Optional labels, one per row.
+        step, lr, lr_peak, batch_size, schedule
+            A checkpoint's optimizer step and learning rate, its run's peak LR and tokens per step, and the
+            planned schedule(s): see :ref:`schedule covariates <schedule-covariates>` in :meth:`from_frame`.
         flops_per_token
             k in C = k N D (6 by default); a Python or NumPy number > 0.
         target_name
@@ -425,13 +446,16 @@ class ScalingData:
             if arr.ndim != 1:
                 raise DataError(f"{key} must be one-dimensional; got shape {arr.shape}.")
         labels = {key: np.asarray(v) for key, v in dict(group=group, run=run).items() if v is not None}
-        lengths = {key: len(v) for key, v in {**given, **labels}.items()}
+        sched = {key: _asarray(v) for key, v in dict(step=step, lr=lr, lr_peak=lr_peak,
+                                                      batch_size=batch_size).items() if v is not None}
+        lengths = {key: len(v) for key, v in {**given, **labels, **sched}.items()}
         if len(set(lengths.values())) > 1:
             raise DataError(f"Mismatched lengths: {lengths}; every array must have the same length.")
         rows = np.arange(len(given["loss"]))
         where = _Where(rows)
         arrays = {key: _as_float(arr, key, where) for key, arr in given.items()}
-        return cls._build(arrays, labels, rows, where, k, "arrays", target_name, {}, None)
+        sched = {key: _as_float(arr, key, where) for key, arr in sched.items()}
+        return cls._build(arrays, labels, rows, where, k, "arrays", target_name, {}, None, sched, schedule)
 
     @classmethod
     def from_frame(
@@ -443,6 +467,8 @@ class ScalingData:
         lines=None,
         lines_of: str | None = None,
         aliases: bool = True,
+        schedule=None,
+        history=None,
         **columns: str,
     ) -> ScalingData:
         """Build from a pandas DataFrame.
@@ -466,9 +492,17 @@ class ScalingData:
             Look the unmapped roles up among the columns by their usual names
             (default). False maps the given roles only (a bundled data set's
             roles are explicit: :mod:`jaxscale.datasets`).
+        schedule
+            The planned learning-rate schedule(s) (:class:`jaxscale.schedule.Schedule`, its
+            ``"kind:key=value,..."`` string, or a mapping run -> schedule): see below.
+        history
+            Earlier logged rows of the runs (a DataFrame with the same ``run``, ``step`` and ``lr`` columns),
+            used for the LR history only, not as data points: e.g. the constant-LR rows a WSD decay branched
+            off. Rows at or after a run's first checkpoint are ignored.
         **columns
             Mapping from canonical names (``N``, ``D``, ``C``, ``U``, ``x``,
-            ``loss`` or ``score``, ``group``, ``run``) to column names, e.g.
+            ``loss`` or ``score``, ``group``, ``run``, ``step``, ``lr``,
+            ``lr_peak``, ``batch_size``) to column names, e.g.
             ``N="Model Size", C="Training FLOP"``; a name matches a column
             whose stripped name equals it. Unmapped canonical names are looked
             up among the columns by their usual names (:data:`ALIASES`; the
@@ -480,6 +514,25 @@ class ScalingData:
         ScalingData
             Messages about a row name its index label (its 0-based row index
             for a default index) or, with ``lines``, its file line.
+
+        Notes
+        -----
+        .. _schedule-covariates:
+
+        **Checkpoints of runs under a learning-rate schedule.** With a ``step`` column (and ``run``, when there
+        is more than one run) every row is a checkpoint, and the data gains the schedule covariates of
+        :mod:`jaxscale.schedule` (``S1``, ``S2``, ``S1_tokens``, ``S2_tokens``, ``mp_*``) that the loss-curve laws
+        (``tissue``, ``multi_power``, ``curve``, ``curve_nd``) need. They are computed per run from
+
+        - its planned ``schedule`` when given (exact; a row without a ``step`` column is taken at the end of its
+          run's schedule, so final losses plus their schedules suffice), else
+        - its logged ``lr`` rows (after its ``history`` rows, when given), which must then start at the
+          beginning of the run: its first logged step at most 1.5 logging intervals from step 0 (before it the LR is taken to rise linearly from 0; between
+          rows it is interpolated linearly, the trapezoid rule).
+
+        Steps must increase within a run (rows are kept in their order), the LR must be finite and >= 0.
+        ``lr_peak`` (default: the run's largest LR) and ``batch_size`` (tokens per step; default D / step)
+        set the units of ``S1_tokens`` and ``S2_tokens``.
 
         Examples
         --------
@@ -508,14 +561,19 @@ class ScalingData:
         where = _Where(rows, lines, lines_of if lines is not None else None)
         names = {key: key if str(c) == key else f"{key} (column {c!r})" for key, c in mapping.items()}
         arrays = {key: _numeric_column(frame[c], f"column {c!r} ({key})", where)
-                  for key, c in mapping.items() if key not in LABEL_KEYS}
+                  for key, c in mapping.items() if key not in LABEL_KEYS and key not in SCHEDULE_ROLES}
+        sched = {key: _numeric_column(frame[c], f"column {c!r} ({key})", where)
+                 for key, c in mapping.items() if key in SCHEDULE_ROLES}
         labels = {key: frame[c].to_numpy() for key, c in mapping.items() if key in LABEL_KEYS}
         for key, v in labels.items():
             missing = np.flatnonzero(pd.isna(v))
             if missing.size:
                 raise DataError(f"Column {mapping[key]!r} ({key}) is missing a value at {where.one(missing[0])} "
                                 f"({missing.size} row(s) missing); every row needs a label.")
-        return cls._build(arrays, labels, rows, where, k, source, target_name, names, tuple(frame.columns))
+        if history is not None:
+            history = _history_rows(history, mapping)
+        return cls._build(arrays, labels, rows, where, k, source, target_name, names, tuple(frame.columns), sched,
+                          schedule, history)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, *, sep: str | None = None, flops_per_token: float = 6.0,
@@ -554,6 +612,10 @@ class ScalingData:
         | U | u, unique_tokens |
         | loss | loss, train_loss, eval_loss, val_loss, validation_loss, final_loss, score |
         | run | run, run_id, name |
+        | step | step, _step, global_step, iteration |
+        | lr | lr, learning_rate, optim_learning_rate_group0 |
+        | lr_peak | lr_peak, learning_rate_peak, peak_lr |
+        | batch_size | batch_size, batch_size_tokens, batch_size_in_tokens, tokens_per_step |
         | x, group | only by an explicit mapping (--col x=<column>; Python: x='<column>') |
 
         Examples
@@ -613,7 +675,8 @@ class ScalingData:
         raise DataError(f"Cannot make ScalingData from {type(data).__name__}; give a DataFrame, CSV path or ScalingData.")
 
     @classmethod
-    def _build(cls, arrays, labels, rows, where, k, source, target_name, names, columns) -> ScalingData:
+    def _build(cls, arrays, labels, rows, where, k, source, target_name, names, columns, sched=None,
+               schedule=None, history=None) -> ScalingData:
         for key, arr in arrays.items():
             name = names.get(key, key)
             bad = np.flatnonzero(~np.isfinite(arr))
@@ -647,17 +710,24 @@ class ScalingData:
                 warnings.warn(f"{names.get(key, key)} looks like mixed units: {where.many(np.flatnonzero(flagged))} "
                               f"are {side} than the rest; give every value in the same unit.", UserWarning,
                               stacklevel=user_stacklevel())
+        step = None
+        if sched or schedule is not None:
+            step, features = _schedule_covariates(cov, labels.get("run"), dict(sched or {}), schedule, where, names,
+                                                  history or {})
+            cov.update(features)
         for a in cov.values():
             a.setflags(write=False)
         y = arrays["loss"]
         y.setflags(write=False)
         data = cls(cov, y, labels.get("group"), labels.get("run"), float(k), source, target_name, np.asarray(rows),
-                   columns)
+                   columns, step)
         data._warn_duplicates(where)
         return data
 
     def _warn_duplicates(self, where: _Where) -> None:
-        table = np.column_stack([*(self.covariates[k] for k in sorted(self.covariates)), self.y])
+        keys = [k for k in sorted(self.covariates) if not schedule.is_key(k)]
+        table = np.column_stack([*(self.covariates[k] for k in keys), self.y] +
+                                ([] if self.step is None else [self.step]))
         _, first, counts = np.unique(table, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):
             warnings.warn(
@@ -690,7 +760,7 @@ class ScalingData:
         y = self.y[index]
         y.setflags(write=False)
         return ScalingData(cov, y, take(self.group), take(self.run), self.flops_per_token, self.source,
-                           self.target_name, self._index[index], self._columns)
+                           self.target_name, self._index[index], self._columns, take(self.step))
 
     def drop_top(self, n: int) -> ScalingData:
         """Drop the ``n`` points with the highest target value (Epoch drops 5).
@@ -750,7 +820,10 @@ class ScalingData:
         hint = ""
         if "D" in missing and "C" not in self.covariates:
             hint = " (D can also be derived from C and N)"
-        have = f"It has covariates {sorted(self.covariates)}"
+        have = f"It has covariates {_shown(self.covariates)}"
+        if any(schedule.is_key(c) for c in missing):
+            hint = (" (the schedule covariates come from checkpoints of runs: map step and lr, or give the "
+                    "planned schedule; see ScalingData.from_frame)")
         if self._columns is not None:
             shown = "the DataFrame" if self.source == "DataFrame" else self.source
             have += f"; the columns of {shown} are {list(self._columns)}"
@@ -789,6 +862,8 @@ class ScalingData:
 
         cols: dict[str, Any] = {k: self.covariates[k] for k in COVARIATE_KEYS if k in self.covariates}
         cols[self.target_name] = self.y
+        if self.step is not None:
+            cols["step"] = self.step
         if self.group is not None:
             cols["group"] = self.group
         if self.run is not None:
@@ -796,13 +871,19 @@ class ScalingData:
         return pd.DataFrame(cols, index=self._index)
 
     def __repr__(self) -> str:
-        return f"ScalingData(n={len(self)}, covariates={sorted(self.covariates)}, source={self.source!r})"
+        return f"ScalingData(n={len(self)}, covariates={_shown(self.covariates)}, source={self.source!r})"
+
+
+def _shown(covariates) -> list[str]:
+    """Covariate names for messages: the multi-power quadrature columns as one ``mp_*``."""
+    names = sorted(c for c in covariates if not c.startswith("mp_"))
+    return names + (["mp_*"] if len(names) < len(covariates) else [])
 
 
 def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool = True) -> tuple[dict, str]:
     """``(role -> column, target name)``: explicit mappings (matched stripped), then :data:`ALIASES` (unless
     ``aliases`` is False)."""
-    allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | set(TARGET_KEYS)
+    allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | set(TARGET_KEYS) | set(SCHEDULE_ROLES)
     unknown = sorted(set(columns) - allowed)
     if unknown:
         raise DataError(f"Unknown column role(s) {unknown}; expected some of {sorted(allowed)}.")
@@ -819,7 +900,7 @@ def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool =
         raise DataError(f"column names repeat in {shown}: {sorted(set(repeats), key=repeats.index)}; give each "
                         f"column a unique name.")
     mapping: dict[str, Any] = {}
-    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS):
+    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS, *SCHEDULE_ROLES):
         if key not in columns:
             continue
         name = columns[key]
@@ -832,7 +913,7 @@ def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool =
     used = list(mapping.values())
     if len(set(map(str, used))) < len(used):
         raise DataError(f"One column is mapped to two roles: {mapping}.")
-    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS):
+    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS, *SCHEDULE_ROLES):
         if key in mapping or key not in ALIASES or not aliases:
             continue
         hits = [c for c in matching_columns(available, key) if c not in used]
@@ -911,3 +992,81 @@ def _numeric_column(series, label: str, where: _Where) -> np.ndarray:
     if kind in "iuf":
         return np.array(series.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     return _numeric_values(series.to_numpy(dtype=object), label, where)
+
+
+def _history_rows(frame, mapping) -> dict:
+    """Run -> (steps, lrs) of the ``history=`` rows, read with the data's run, step and lr columns."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"history must be a DataFrame of earlier rows (run, step, lr); got {type(frame).__name__}.")
+    cols = {key: mapping.get(key) for key in ("run", "step", "lr")}
+    missing = [f"{key} (column {c!r})" for key, c in cols.items() if c is None or c not in frame.columns]
+    if missing:
+        raise DataError(f"history lacks {missing}: it needs the data's run, step and lr columns.")
+    where = _Where(np.asarray(frame.index))
+    out = {}
+    for r, g in frame.groupby(cols["run"], sort=False):
+        steps = _numeric_column(g[cols["step"]], f"history column {cols['step']!r} (step)", where)
+        lr = _numeric_column(g[cols["lr"]], f"history column {cols['lr']!r} (lr)", where)
+        schedule.check_run(r, steps, lr, lambda i, g=g: f"history row {g.index[i]!r}")
+        out[r] = (steps, lr)
+    return out
+
+
+def _schedule_covariates(cov, run, sched, specs, where: _Where, names, history) -> tuple[np.ndarray, dict]:
+    """``(step per row, schedule covariates)`` of checkpoints, computed run by run (see :meth:`from_frame`)."""
+    from jaxscale import schedule as sch
+
+    n = len(next(iter(cov.values())))
+    runs = np.zeros(n, dtype=int) if run is None else run
+    order = list(dict.fromkeys(runs.tolist()))
+    plans = None if specs is None else sch.parse_many(specs, order)
+    step = sched.get("step")
+    if step is None and plans is None:
+        raise DataError(f"{sorted(sched)} given without a step column: map the optimizer step with "
+                        f"{_map_hint('step')}, or give the planned schedule (schedule=...).")
+    if "lr" not in sched and plans is None:
+        raise DataError(f"The step column needs the learning rate at each step ({_map_hint('lr')}) or the planned "
+                        f"schedule (schedule=...) to compute the schedule covariates.")
+    if step is None:
+        step = np.empty(n)
+        for r in order:
+            step[runs == r] = plans[r].steps
+    out = {key: np.empty(n) for key in sch.KEYS}
+    for r in order:
+        idx = np.flatnonzero(runs == r)
+        shown = "the data" if run is None else r
+        at = step[idx]
+        lr = sched.get("lr")
+        sch.check_run(shown, at, None if lr is None else lr[idx], lambda i: where.one(idx[i]))
+        first = lambda key: None if key not in sched else float(sched[key][idx[0]])  # noqa: E731
+        for key in ("lr_peak", "batch_size"):
+            v = first(key)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise DataError(f"run {shown!r}: {names.get(key, key)} must be finite and > 0; {where.one(idx[0])} "
+                                f"has {v!r}.")
+        if plans is not None:
+            plan = plans[r]
+            lr_steps = plan.history(max(int(at[-1]), plan.steps))
+            peak = first("lr_peak") or float(plan.peak)
+        else:
+            log_steps, log_lr = at, lr[idx]
+            if r in history:
+                h_steps, h_lr = history[r]
+                keep = h_steps < at[0]
+                log_steps, log_lr = np.concatenate([h_steps[keep], at]), np.concatenate([h_lr[keep], log_lr])
+            gaps = np.diff(np.concatenate([[0.0], log_steps]))
+            if log_steps.size == 1 or log_steps[0] > 1.5 * gaps[1:].max():
+                raise DataError(f"run {shown!r}: its first checkpoint ({where.one(idx[0])}, step {at[0]:g}) comes "
+                                f"without the run's earlier history; give the rows from the start of the run, or "
+                                f"its planned schedule (schedule=...).")
+            lr_steps = sch.history(log_steps, log_lr)
+            peak = first("lr_peak")
+        per_step = first("batch_size")
+        if per_step is None:
+            per_step = float(np.median(cov["D"][idx][at > 0] / at[at > 0])) if "D" in cov and np.any(at > 0) else 1.0
+        feats = sch.covariates(lr_steps, at.astype(np.int64), tokens_per_step=per_step, peak=peak)
+        for key, v in feats.items():
+            out[key][idx] = v
+    return step, out

@@ -6,6 +6,7 @@
 """
 
 from jaxscale.laws._catalogue import broken_power, chinchilla, data_constrained, kaplan, power, sigmoid
+from jaxscale.laws._curves import curve_nd, multi_power, tissue
 from jaxscale.laws._registry import (COVARIATES, IDENTITY, LOG, LOGIT, TRANSFORMS, Law, Param, Transform, available,
                                      check_theta, get, log_covariates, register, unregister)
 
