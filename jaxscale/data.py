@@ -378,6 +378,7 @@ class ScalingData:
     _index: np.ndarray = field(default=None, repr=False)
     _columns: tuple | None = field(default=None, repr=False)
     step: np.ndarray | None = None
+    _schedule_error: str | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -572,8 +573,11 @@ class ScalingData:
                                 f"({missing.size} row(s) missing); every row needs a label.")
         if history is not None:
             history = _history_rows(history, mapping)
+        # schedule roles found by their usual names (not mapped, no schedule or history given) are used when they
+        # can be: an error in them is kept for a law that needs the schedule covariates (require says it)
+        lazy = not (set(columns) & set(SCHEDULE_ROLES)) and schedule is None and history is None
         return cls._build(arrays, labels, rows, where, k, source, target_name, names, tuple(frame.columns), sched,
-                          schedule, history)
+                          schedule, history, lazy)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, *, sep: str | None = None, flops_per_token: float = 6.0,
@@ -676,7 +680,7 @@ class ScalingData:
 
     @classmethod
     def _build(cls, arrays, labels, rows, where, k, source, target_name, names, columns, sched=None,
-               schedule=None, history=None) -> ScalingData:
+               schedule=None, history=None, lazy=False) -> ScalingData:
         for key, arr in arrays.items():
             name = names.get(key, key)
             bad = np.flatnonzero(~np.isfinite(arr))
@@ -710,24 +714,31 @@ class ScalingData:
                 warnings.warn(f"{names.get(key, key)} looks like mixed units: {where.many(np.flatnonzero(flagged))} "
                               f"are {side} than the rest; give every value in the same unit.", UserWarning,
                               stacklevel=user_stacklevel())
-        step = None
+        step, problem = None, None
         if sched or schedule is not None:
-            step, features = _schedule_covariates(cov, labels.get("run"), dict(sched or {}), schedule, where, names,
-                                                  history or {})
-            cov.update(features)
+            try:
+                step, features = _schedule_covariates(cov, labels.get("run"), dict(sched or {}), schedule, where,
+                                                      names, history or {})
+                cov.update(features)
+            except DataError as e:
+                if not lazy:
+                    raise
+                problem = str(e)
         for a in cov.values():
             a.setflags(write=False)
         y = arrays["loss"]
         y.setflags(write=False)
         data = cls(cov, y, labels.get("group"), labels.get("run"), float(k), source, target_name, np.asarray(rows),
-                   columns, step)
+                   columns, step, problem)
         data._warn_duplicates(where)
         return data
 
     def _warn_duplicates(self, where: _Where) -> None:
         keys = [k for k in sorted(self.covariates) if not schedule.is_key(k)]
-        table = np.column_stack([*(self.covariates[k] for k in keys), self.y] +
-                                ([] if self.step is None else [self.step]))
+        extra = [] if self.step is None else [self.step]   # checkpoints: a duplicate is one within one run
+        if self.step is not None and self.run is not None:
+            extra.append(np.unique(np.asarray(self.run).astype(str), return_inverse=True)[1].ravel())
+        table = np.column_stack([*(self.covariates[k] for k in keys), self.y, *extra])
         _, first, counts = np.unique(table, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):
             warnings.warn(
@@ -760,7 +771,8 @@ class ScalingData:
         y = self.y[index]
         y.setflags(write=False)
         return ScalingData(cov, y, take(self.group), take(self.run), self.flops_per_token, self.source,
-                           self.target_name, self._index[index], self._columns, take(self.step))
+                           self.target_name, self._index[index], self._columns, take(self.step),
+                           self._schedule_error)
 
     def drop_top(self, n: int) -> ScalingData:
         """Drop the ``n`` points with the highest target value (Epoch drops 5).
@@ -817,6 +829,9 @@ class ScalingData:
         missing = [c for c in covariates if c not in self.covariates]
         if not missing:
             return
+        if self._schedule_error is not None and any(schedule.is_key(c) for c in missing):
+            raise DataError(f"Law {law_name!r} needs the schedule covariates of checkpoints, and the data's step and "
+                            f"lr columns could not give them: {self._schedule_error}")
         hint = ""
         if "D" in missing and "C" not in self.covariates:
             hint = " (D can also be derived from C and N)"

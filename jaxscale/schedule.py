@@ -308,3 +308,62 @@ def parse_many(specs, runs: Sequence, what: str = "schedule") -> dict:
     return {r: Schedule.coerce(specs[r], f"{what} of run {r!r}") for r in runs}
 
 
+
+
+def planned(plan, *, N: float | None = None, batch_size: float | None = None, steps=None, every: int | None = None,
+            start: int = 0):
+    """Forecast points for checkpoints of a run that is planned (or still training): its schedule covariates.
+
+    Pass the result as ``at=`` to :func:`jaxscale.forecast`; it has a column per schedule covariate, ``step``,
+    ``N`` (when given) and ``D = step x batch_size`` (when ``batch_size``, tokens per step, is given).
+
+    Parameters
+    ----------
+    plan
+        The run's :class:`Schedule` (or its ``"kind:key=value,..."`` string).
+    N
+        The run's parameter count (for laws across sizes: ``curve_nd``).
+    batch_size
+        Tokens per optimizer step (D and the ``_tokens`` areas); default 1 (areas in steps, no D).
+    steps
+        The checkpoint steps to forecast; default the end of the schedule (its final loss).
+    every, start
+        Instead of ``steps``: every ``every`` steps after ``start`` up to the end (the rest of the curve).
+
+    Examples
+    --------
+    >>> from jaxscale.schedule import planned
+    >>> pts = planned("cosine:steps=7262,warmup=363,peak=9.727e-4", N=1.9e8, batch_size=524288)
+    >>> pts[["N", "D", "step"]].to_dict("records")
+    [{'N': 190000000.0, 'D': 3807379456.0, 'step': 7262.0}]
+    >>> len(planned("wsd:steps=1000", every=100, start=500))
+    5
+    """
+    import pandas as pd
+
+    plan = Schedule.coerce(plan, "plan")
+    if steps is not None and every is not None:
+        raise ArgumentError("give steps or every (with start), not both.")
+    if every is not None:
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ArgumentError(f"every must be a whole number of steps >= 1; got {every!r}.")
+        at = np.arange(int(start) + int(every), plan.steps + 1, int(every))
+        if at.size == 0 or at[-1] != plan.steps:
+            at = np.append(at, plan.steps)
+    else:
+        at = np.atleast_1d(np.asarray(plan.steps if steps is None else steps, dtype=np.float64))
+        bad = np.flatnonzero(~np.isfinite(at) | (at < 1) | (at != np.round(at)))
+        if bad.size:
+            raise ArgumentError(f"steps must be whole numbers >= 1; got {at[bad[0]]!r}.")
+        at = at.astype(np.int64)
+    per_step = 1.0 if batch_size is None else float(batch_size)
+    if not (np.isfinite(per_step) and per_step > 0):
+        raise ArgumentError(f"batch_size must be a finite number of tokens per step > 0; got {batch_size!r}.")
+    cov = covariates(plan.history(max(int(at.max()), plan.steps)), at, tokens_per_step=per_step, peak=plan.peak)
+    cols: dict = {}
+    if N is not None:
+        cols["N"] = np.full(at.size, float(N))
+    if batch_size is not None:
+        cols["D"] = at * per_step
+    cols["step"] = at.astype(np.float64)
+    return pd.DataFrame({**cols, **cov})

@@ -660,7 +660,7 @@ def bootstrap(
     n_resamples: int,
     key=validate.DEFAULT_KEY,
     *,
-    method: str = "pairs",
+    method: str | None = None,
     starts=BOOTSTRAP_STARTS,
     cluster: str | None = None,
     objective: str = "huber",
@@ -698,7 +698,9 @@ def bootstrap(
         ``"pairs"`` (resample points), ``"residual"`` (resample the point
         fit's log-residuals onto its fitted values) or ``"cluster"`` (resample
         whole runs or groups: for checkpoints of one run, which are not
-        independent).
+        independent). ``None`` (default): ``"cluster"`` by run when the rows
+        are checkpoints of runs (the data has ``step`` and ``run``: loss
+        curves), else ``"pairs"``.
     starts
         Where each resample's fit starts:
 
@@ -768,12 +770,15 @@ def bootstrap(
     t0 = time.perf_counter()
     law = get(law)
     n_resamples = validate.n_starts(n_resamples, law.n_params, "n_resamples")
-    method = validate.choice(method, "method", METHODS)
+    if method is not None:
+        method = validate.choice(method, "method", METHODS)
     rkey = validate.key(key)
     if cluster is not None:
         if method != "cluster":
             raise ArgumentError(f"cluster={cluster!r} only applies to method='cluster' (got method={method!r}).")
         validate.choice(cluster, "cluster", ("run", "group"))
+    if cluster is not None and method is None:
+        method = "cluster"
     progress = _progress.check(progress)
     if point is not None and not isinstance(point, FitResult):
         raise ArgumentError(f"point must be a FitResult from jaxscale.fit; got {type(point).__name__}.")
@@ -786,6 +791,8 @@ def bootstrap(
                            memory_limit=memory_limit, dtype=dtype, mixed_precision=mixed_precision, **columns)
     data, obj, dtype, logx, logy = problem.data, problem.objective, problem.dtype, problem.logx, problem.logy
     free, fixed_values, n_free = problem.free, problem.fixed, problem.n_free
+    if method is None:
+        method = default_method(data)
     codes, n_clusters, cluster_col = None, 0, None
     if method == "cluster":
         codes, n_clusters, cluster_col = _clusters(data, cluster)
@@ -982,6 +989,16 @@ def refit(
                              lambda lo, hi: bad[lo:hi], dtype=problem.dtype, devices=devices)
     status = np.array([_replicate_label(s) for s in best.status], dtype=object)
     return Refits(best.theta, best.f, status)
+
+
+def default_method(data: ScalingData) -> str:
+    """The bootstrap a data set gets by default: ``"cluster"`` (by run) for checkpoints of runs, else ``"pairs"``.
+
+    >>> import jaxscale
+    >>> jaxscale.uncertainty.default_method(jaxscale.demo_data())
+    'pairs'
+    """
+    return "cluster" if data.step is not None and data.run is not None else "pairs"
 
 
 def _clusters(data: ScalingData, cluster):

@@ -16,8 +16,44 @@ def _grid(*axes):
     return [m.ravel() for m in mesh]
 
 
+def curve_runs(sizes=(1e8,)):
+    """Checkpoints (every 50 steps) of runs under cosine, WSD and constant schedules, one set per model size:
+    the keyword arguments of ``ScalingData.from_arrays`` but the loss."""
+    plans = {"cos": "cosine:steps=3000,warmup=100,peak=1e-3,final=0.1",
+             "wsd": "wsd:steps=2000,warmup=100,peak=1e-3,final=0.1,decay=0.2",
+             "const": "constant:steps=1500,warmup=100,peak=1e-3"}
+    run, step, N, schedule = [], [], [], {}
+    for n in sizes:
+        for kind, spec in plans.items():
+            name = f"{n:.0e}-{kind}"
+            schedule[name] = spec
+            steps = np.arange(100, jaxscale.schedule.Schedule.parse(spec).steps + 1, 50)
+            run += [name] * len(steps)
+            step += steps.tolist()
+            N += [n] * len(steps)
+    step = np.array(step, float)
+    return dict(N=np.array(N), D=step * 1e5 * np.sqrt(np.array(N) / 1e8), run=np.array(run), step=step,
+                schedule=schedule, batch_size=1e5 * np.sqrt(np.array(N) / 1e8))
+
+
+def _curve_covariates(law, runs):
+    data = jaxscale.ScalingData.from_arrays(loss=np.arange(1.0, len(runs["step"]) + 1), **runs)
+    return {c: np.asarray(data.covariates[c]) for c in law.covariates}
+
+
 def case(name):
     """(law, true natural params, covariates dict, fit kwargs, relative tolerance)."""
+    if name in ("tissue", "curve"):
+        law = jaxscale.laws.get(name)
+        return law, dict(L0=2.5, A=0.8, alpha=0.5, C=2e-3), _curve_covariates(law, curve_runs()), {}, 1e-3
+    if name == "multi_power":
+        law = jaxscale.laws.get(name)
+        p = dict(L0=2.4, A=0.65, alpha=0.43, B=500.0, C=2.0, beta=0.6, gamma=0.6)
+        return law, p, _curve_covariates(law, curve_runs()), dict(starts=512, key=0), 2e-2
+    if name == "curve_nd":
+        law = jaxscale.laws.get(name)
+        p = dict(E=1.8, A=400.0, B=1500.0, alpha=0.34, beta=0.3, C=1e-4)
+        return law, p, _curve_covariates(law, curve_runs((5e7, 1e8, 2e8, 4e8))), {}, 1e-3
     if name == "chinchilla":
         N, D = _grid(np.logspace(7.5, 10.5, 9), np.logspace(9, 12, 9))
         return jaxscale.laws.get("chinchilla"), dict(jaxscale.HOFFMANN_UNROUNDED), dict(N=N, D=D), {}, 1e-4
@@ -41,7 +77,10 @@ def case(name):
     raise KeyError(name)
 
 
-LAW_NAMES = ["chinchilla", "kaplan", "power", "data_constrained", "broken_power", "sigmoid"]
+LAW_NAMES = ["chinchilla", "kaplan", "power", "data_constrained", "broken_power", "sigmoid", "tissue", "multi_power",
+             "curve_nd", "curve"]
+#: Laws of loss curves: their data are checkpoints of runs (see curve_runs).
+CURVE_LAWS = ("tissue", "multi_power", "curve_nd", "curve")
 
 
 def synthetic(name, noise=0.0, seed=0):
@@ -49,7 +88,11 @@ def synthetic(name, noise=0.0, seed=0):
     y = law.predict(p, **cov)
     if noise:
         y = y * np.exp(noise * np.random.default_rng(seed).standard_normal(y.shape))
-    data = jaxscale.ScalingData.from_arrays(loss=y, **cov)
+    if name in CURVE_LAWS:
+        data = jaxscale.ScalingData.from_arrays(loss=y, **curve_runs((5e7, 1e8, 2e8, 4e8) if name == "curve_nd"
+                                                                     else (1e8,)))
+    else:
+        data = jaxscale.ScalingData.from_arrays(loss=y, **cov)
     return law, p, data, kw, tol
 
 

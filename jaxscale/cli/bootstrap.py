@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
     common(b)
     b.add_argument("-n", "--resamples", type=count("--resamples"), default=1000,
                    help="number of resamples (default 1000)")
-    b.add_argument("--method", choices=["pairs", "residual", "cluster"], default="pairs")
+    b.add_argument("--method", choices=["pairs", "residual", "cluster"], default=None,
+                   help="default: cluster (by run) for checkpoints of runs (data with step and run), else pairs")
     b.add_argument("--cluster", choices=["run", "group"], default=None,
                    help="what --method cluster resamples (default: run if the data has it, else group)")
     b.add_argument("--starts", type=resample_starts, default=BOOTSTRAP_STARTS,
@@ -61,7 +62,7 @@ def run(args) -> int:
     rows = [(k, v) for k, v in out["params"].items()] + [(k, v) for k, v in out["derived"].items()]
     width = max(len(k) for k, _ in rows)
     print(f"law: {law.name}    {law.formula}")
-    print(f"{args.method} bootstrap, {res.n_resamples} resamples x {res.settings['n_starts']} starts "
+    print(f"{res.settings['method']} bootstrap, {res.n_resamples} resamples x {res.settings['n_starts']} starts "
           f"({res.settings['starts']}), {res.n_failed} failed; objective {res.settings['objective']}; "
           f"{res.seconds:.1f} s")
     print(f"  {'':<{width}}  {'estimate':>12}  {'se':>11}  {pct + ' interval':>28}")

@@ -45,7 +45,7 @@ import hashlib
 import lzma
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -56,8 +56,8 @@ from jaxscale.data import (COVARIATE_KEYS, LABEL_KEYS, TARGET_KEYS, CsvTable, Sc
 from jaxscale.datasets._registry import BY_NAME, SPECS, Spec
 from jaxscale.errors import ArgumentError, DataError
 
-__all__ = ["DatasetInfo", "available", "csv_table", "info", "is_dataset", "load", "overview", "raw", "read",
-           "read_table", "scaling_data"]
+__all__ = ["DatasetInfo", "OLMO_CURVE_ROLES", "available", "csv_table", "info", "is_dataset", "load", "olmo_curves",
+           "olmo_curves_frames", "overview", "raw", "read", "read_table", "scaling_data"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -529,3 +529,56 @@ def overview() -> str:
         roles = _roles_text(spec.roles) + ("" if "loss" in spec.roles else " (no default loss: map one)")
         lines += [f"{spec.name:<{width}}  {spec.rows:>5}  {roles}", f"{'':<{width}}  {'':>5}  {spec.title}"]
     return "\n".join(lines)
+
+
+#: The columns of the OLMo ladder tables that :func:`olmo_curves` maps to roles.
+OLMO_CURVE_ROLES = dict(N="params", D="tokens", C="flops", run="run", step="step", lr="lr", lr_peak="lr_peak",
+                        batch_size="batch_size_tokens")
+
+
+def olmo_curves_frames(schedules: Sequence[str] = ("cosine", "constant", "wsd")):
+    """The OLMo ladder's loss curves under three schedules as one table: ``(rows, history)``.
+
+    ``rows`` holds every checkpoint of the cosine runs (``olmo_cosine`` without its ``-rerun`` duplicates and the
+    ``peteish1_eval_final`` row), the constant-LR runs (``olmo_const``) and the WSD decay tails (``olmo_decay``),
+    with run names suffixed ``-cosine``, ``-constant``, ``-wsd`` and a ``schedule`` column. A WSD run's rows start
+    at its branch point; ``history`` holds, per WSD run, the constant-LR rows of its size before that (the
+    README's recipe), for :meth:`ScalingData.from_frame`'s ``history=``: they give the LR history, not data.
+
+    >>> from jaxscale.datasets import olmo_curves_frames
+    >>> rows, history = olmo_curves_frames()
+    >>> rows.groupby("schedule").run.nunique().to_dict()
+    {'constant': 4, 'cosine': 20, 'wsd': 20}
+    """
+    import pandas as pd
+
+    unknown = sorted(set(schedules) - {"cosine", "constant", "wsd"})
+    if unknown:
+        raise ArgumentError(f"schedules: unknown {unknown}; expected some of ['cosine', 'constant', 'wsd'].")
+    cosine = load("olmo_cosine")
+    cosine = cosine[(cosine.run != "peteish1_eval_final") & ~cosine.run.str.endswith("-rerun")].copy()
+    const, decay = load("olmo_const"), load("olmo_decay")
+    parts, hist = [], []
+    for name, frame in (("cosine", cosine), ("constant", const), ("wsd", decay)):
+        if name in schedules:
+            frame = frame.assign(schedule=name, run=frame.run + f"-{name}")
+            parts.append(frame)
+    if "wsd" in schedules:
+        for run, rows in decay.groupby("run", sort=False):
+            base = const[(const["size"] == rows["size"].iloc[0]) & (const.step < rows.step.iloc[0])]
+            hist.append(base.assign(run=f"{run}-wsd"))
+    history = pd.concat(hist, ignore_index=True) if hist else None
+    return pd.concat(parts, ignore_index=True), history
+
+
+def olmo_curves(schedules: Sequence[str] = ("cosine", "constant", "wsd"), *, loss: str = "loss_c4"):
+    """:func:`olmo_curves_frames` as :class:`ScalingData` of checkpoints (C4 loss by default), with its schedule
+    covariates; ``data.run`` names the run, ``data.step`` the step.
+
+    >>> from jaxscale.datasets import olmo_curves
+    >>> olmo_curves(["cosine"])   # doctest: +ELLIPSIS
+    ScalingData(n=2012, covariates=['C', 'D', 'N', 'S1', ..., 'mp_*'], source='olmo_ladder (cosine)')
+    """
+    rows, history = olmo_curves_frames(schedules)
+    return ScalingData.from_frame(rows, history=history, loss=loss, source=f"olmo_ladder ({', '.join(schedules)})",
+                                  **OLMO_CURVE_ROLES)

@@ -14,6 +14,7 @@ from jaxscale.data import (COVARIATE_KEYS, LABEL_KEYS, ScalingData, check_derive
 from jaxscale.errors import ArgumentError, DataError
 from jaxscale.forecast._split import is_number
 from jaxscale.laws import Law
+from jaxscale import schedule
 
 _ROLE_KEYS = set(COVARIATE_KEYS) | set(LABEL_KEYS) | {"loss", "score", "y"}
 
@@ -71,20 +72,25 @@ def points(laws: tuple[Law, ...], at, flops_per_token: float) -> pd.DataFrame:
     """Forecast points as a DataFrame of covariates (positive, finite), D or C derived as in ScalingData."""
     if isinstance(at, ScalingData):
         cols = {k: np.asarray(v, np.float64) for k, v in at.covariates.items()}
+        if at.step is not None:
+            cols["step"] = np.asarray(at.step, np.float64)
     else:
         if isinstance(at, pd.DataFrame):
             at = {c: at[c].to_numpy() for c in at.columns}
         if not isinstance(at, Mapping) or not at:
             raise DataError(f"at must map covariates to values, e.g. at={{'N': 7e10, 'D': 1.4e12}}; got {at!r}.")
-        unknown = sorted(str(k) for k in at if k not in COVARIATE_KEYS)
+        unknown = sorted(str(k) for k in at if k not in COVARIATE_KEYS and not schedule.is_key(k) and k != "step")
         if unknown:
-            raise DataError(f"at: {unknown} are not covariates; expected some of {list(COVARIATE_KEYS)}.")
+            raise DataError(f"at: {unknown} are not covariates; expected some of {list(COVARIATE_KEYS)}, or the "
+                            f"schedule covariates of a planned run (jaxscale.schedule.planned).")
         try:
             arrs = np.broadcast_arrays(*(np.asarray(at[k], dtype=np.float64) for k in at))
         except (TypeError, ValueError) as e:
             raise DataError(f"at: every value must be a number or an array of numbers of one length ({e}).") from None
         cols = {k: a.ravel().copy() for k, a in zip(at, arrs)}
     for k, v in cols.items():
+        if k == "step":
+            continue
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if bad.size:
             raise DataError(f"at: {k} must be finite and > 0; point {bad[0]} has {v[bad[0]]}.")
@@ -105,7 +111,8 @@ def points(laws: tuple[Law, ...], at, flops_per_token: float) -> pd.DataFrame:
             raise DataError(f"at lacks {missing}: law {law.name!r} needs {list(law.covariates)}; got {sorted(cols)}.")
     if len(next(iter(cols.values()))) == 0:
         raise DataError("at has no points; give at least one value per covariate.")
-    return pd.DataFrame({k: cols[k] for k in COVARIATE_KEYS if k in cols})
+    order = [*COVARIATE_KEYS, "step", *schedule.KEYS]
+    return pd.DataFrame({k: cols[k] for k in order if k in cols})
 
 
 def points_csv(path: str, columns: Mapping[str, str], sep: str | None = None) -> dict[str, np.ndarray]:

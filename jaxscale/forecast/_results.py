@@ -20,7 +20,7 @@ from jaxscale._io import json_safe, text_or_write
 from jaxscale.forecast._json import BACKTEST_FORMAT, FORECAST_FORMAT, thin, write_json
 from jaxscale.forecast._scoring import COVERAGE_LEVELS, coverage_column, score, summarise
 from jaxscale.laws import Law, get
-from jaxscale import validate
+from jaxscale import schedule, validate
 
 #: Most predictive draws per point a backtest's JSON keeps (evenly thinned beyond): every draw of a ``fit`` forecast
 #: (one per training point) or a default ``bootstrap`` one (200), 1000 of a default ``bayes`` (4000) or
@@ -86,8 +86,16 @@ class Forecast:
 
     @property
     def covariates(self) -> tuple[str, ...]:
-        """The covariates that identify a forecast point: every law's, in order."""
-        return tuple(dict.fromkeys(c for law in self.laws for c in law.covariates))
+        """The covariates that identify a forecast point: every law's, in order; for checkpoints under a schedule
+        (laws of loss curves) N and D, and the step, where the points have them, instead of the schedule covariates
+        (a planned schedule's areas and a logged run's differ by the quadrature)."""
+        cov = tuple(dict.fromkeys(c for law in self.laws for c in law.covariates))
+        if any(schedule.is_key(c) for c in cov):
+            plain = tuple(c for c in cov if not schedule.is_key(c))
+            ident = tuple(c for c in ("N", "D") if c in self.points.columns and c not in plain)
+            if ident:
+                return plain + ident
+        return cov
 
     def interval(self, level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Central predictive interval ``(lo, hi)`` at ``level`` (the forecast's own by default)."""

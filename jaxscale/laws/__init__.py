@@ -2,16 +2,17 @@
 
 >>> import jaxscale
 >>> [n for n in jaxscale.laws.available() if n in jaxscale.laws.BUILTIN]
-['broken_power', 'chinchilla', 'data_constrained', 'kaplan', 'power', 'sigmoid']
+['broken_power', 'chinchilla', 'curve', 'curve_nd', 'data_constrained', 'kaplan', 'multi_power', 'power', 'sigmoid', 'tissue']
 """
 
 from jaxscale.laws._catalogue import broken_power, chinchilla, data_constrained, kaplan, power, sigmoid
-from jaxscale.laws._curves import curve_nd, multi_power, tissue
+from jaxscale.laws._curves import curve, curve_nd, multi_power, tissue
 from jaxscale.laws._registry import (COVARIATES, IDENTITY, LOG, LOGIT, TRANSFORMS, Law, Param, Transform, available,
                                      check_theta, get, log_covariates, register, unregister)
 
 #: Names of the built-in laws.
-BUILTIN = ("broken_power", "chinchilla", "data_constrained", "kaplan", "power", "sigmoid")
+BUILTIN = ("broken_power", "chinchilla", "curve", "curve_nd", "data_constrained", "kaplan", "multi_power", "power",
+           "sigmoid", "tissue")
 
 __all__ = [
     "BUILTIN",
@@ -27,12 +28,16 @@ __all__ = [
     "broken_power",
     "check_theta",
     "chinchilla",
+    "curve",
+    "curve_nd",
     "data_constrained",
     "get",
     "kaplan",
     "log_covariates",
+    "multi_power",
     "power",
     "register",
     "sigmoid",
+    "tissue",
     "unregister",
 ]

@@ -231,5 +231,19 @@ def curve_nd() -> Law:
     )
 
 
-for _factory in (tissue, multi_power, curve_nd):
+def curve() -> Law:
+    r"""The default law of one run's loss curve: :func:`tissue` (Tissue et al. 2024), under the name ``curve``.
+
+    It is the better of ``tissue`` and ``multi_power`` on the early-run benchmark (``benchmarks/bench_curves.py``:
+    fit a run's checkpoints up to 30% of its tokens with its planned schedule, forecast its final loss; on the
+    OLMo ladder's 760M and 1B cosine runs ``tissue`` was the more accurate and the more robust of the two).
+
+    >>> import jaxscale
+    >>> jaxscale.laws.get("curve").formula
+    'L = L0 + A*S1^(-alpha) - C*S2'
+    """
+    return tissue()._replace(name="curve")
+
+
+for _factory in (tissue, multi_power, curve_nd, curve):
     register(_factory)
