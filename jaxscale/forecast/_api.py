@@ -12,6 +12,7 @@ import pandas as pd
 
 from jaxscale import validate
 from jaxscale._version import __version__
+from jaxscale import schedule
 from jaxscale.data import COVARIATE_KEYS, ScalingData
 from jaxscale.errors import ArgumentError, DataError, FitError, JaxscaleError, LawError
 from jaxscale.forecast._inputs import coerce, drop_top, points as make_points, require_covariates, split_kwargs
@@ -373,6 +374,10 @@ def backtest(law, data, *, split, method: str = "calibrated", level: float = 0.9
     desc = dict(desc, n_train=n_train, n_test=n_test)
     train, test = full.subset(mask), full.subset(~mask)
     points = pd.DataFrame({k: np.asarray(test.covariates[k]) for k in COVARIATE_KEYS if k in test.covariates})
+    if test.step is not None:  # checkpoints of runs: their step and schedule covariates, from the whole history
+        points["step"] = np.asarray(test.step, np.float64)
+        for k in schedule.KEYS:
+            points[k] = np.asarray(test.covariates[k])
     axis = extrapolation_axis(laws[0], train, split, axis)
     fc = make_forecast(laws, train, points, method=method, level=level, key=key, resamples=resamples, kwargs=kwargs,
                        split_desc=desc, full=full, axis=axis, progress=progress)

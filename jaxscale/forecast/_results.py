@@ -351,8 +351,10 @@ class Forecast:
         lines.append(f"method: {self.method}; split: {(prov.get('split') or {}).get('rule', 'n/a (all rows)')}; "
                      f"{prov.get('n_train', '?')} training points; {self.log_samples.shape[0]} predictive draws; "
                      f"{100 * self.level:g}% predictive interval [lo, hi]")
+        table = self.table()
+        shown = table[[c for c in table.columns if not c.startswith("mp_")]]  # the quadrature nodes are not for reading
         with pd.option_context("display.width", 160, "display.max_columns", 30):
-            lines.append(self.table().head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+            lines.append(shown.head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.5g}"))
         if len(self.points) > max_rows:
             lines.append(f"... {len(self.points) - max_rows} more points (all are in the JSON output)")
         return "\n".join(lines)
@@ -424,7 +426,7 @@ class BacktestResult:
         lines.append(f"method: {s['method']}; split: {(prov.get('split') or {}).get('rule', 'n/a')}; "
                      f"{s['n_train']} training points, {s['n_test']} scored")
         hidden = {"log_error", "rel_interval_score", *(coverage_column(lv) for lv in COVERAGE_LEVELS)}
-        cols = [c for c in self.table.columns if c not in hidden]
+        cols = [c for c in self.table.columns if c not in hidden and not str(c).startswith("mp_")]
         shown = self.table[cols].head(max_rows)
         with pd.option_context("display.width", 160, "display.max_columns", 30):
             lines.append(shown.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
