@@ -112,6 +112,10 @@ class FitResult:
         """
         if data is not None:
             covariates = {c: data.covariates[c] for c in self.law.covariates if c in data.covariates}
+        if any(p.sampling_transform == "log" and self.params[p.name] == 0 for p in self.law.params):
+            # a positive parameter whose fitted log underflowed to 0 on the natural scale (its term vanishes, and
+            # the natural-scale check would refuse it): predict from the fitting coordinates, which still hold it
+            return _predict_theta(self.law, self.theta, covariates)
         return self.law.predict(self.params, **covariates)
 
     def to_dict(self) -> dict[str, Any]:
@@ -573,3 +577,13 @@ def objective(
 
 __all__ = ["AT_BEST_RTOL", "FitProblem", "FitResult", "check_identified", "fit", "fit_problem", "huber_log_normalizer",
            "make_problem", "make_starts", "objective"]
+
+
+def _predict_theta(law: Law, theta, covariates) -> np.ndarray:
+    """``law``'s prediction at ``covariates`` from fitting coordinates ``theta`` (no trip to the natural scale)."""
+    from jaxscale.laws import log_covariates
+
+    logx = log_covariates(law, covariates)
+    shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in law.covariates))
+    lp = jax.vmap(law.log_predict, in_axes=(None, 0))(jnp.asarray(theta, jnp.float64), jnp.asarray(logx))
+    return np.exp(np.asarray(lp)).reshape(shape)

@@ -144,3 +144,17 @@ def test_across_sizes_on_the_ladder_quick():
     final = (rows[big].groupby("run").step.transform("max") == rows[big].step).to_numpy()
     err = np.abs(res.predict(test) / test.y - 1)[final]
     assert np.median(err) < 0.015
+
+
+def test_a_fit_whose_coefficient_underflowed_still_predicts(curves):
+    """A positive parameter fitted as a log so negative that it is 0 on the natural scale (multi_power's C on one
+    ladder run) predicts from the fitting coordinates: its term vanishes."""
+    import dataclasses
+
+    res = jaxscale.fit("tissue", curves)
+    theta = res.theta.copy()
+    theta[res.law.param_names.index("C")] = -800.0
+    gone = dataclasses.replace(res, theta=theta, params={**res.params, "C": 0.0})
+    S1 = curves.covariates["S1"]
+    no_anneal = res.params["L0"] + res.params["A"] * S1 ** -res.params["alpha"]
+    np.testing.assert_allclose(gone.predict(curves), no_anneal, rtol=1e-10)
