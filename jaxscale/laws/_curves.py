@@ -16,7 +16,12 @@ from jaxscale.laws._registry import Law, Param, register
 # the smallest prediction a log is taken of: a parameter set that predicts a loss <= 0 (the annealing term larger
 # than the rest) gets a finite, very poor fit instead of a NaN
 _TINY = 1e-30
-_Q = schedule.MP_NODES
+# the forward (power-law) part L0 + A S1^-alpha that tissue and multi_power share
+_FORWARD = (
+    Param("L0", "log", (0.5, 1.0), positive=True, prior=(1.0, 1.0)),
+    Param("A", "log", (-1.0, 0.0), positive=True, prior=(0.0, 2.0)),
+    Param("alpha", "identity", (0.3, 0.6), positive=True, prior=(float(np.log(0.5)), 0.7), kind="exponent"),
+)
 
 
 def _log_minus(log_pos, neg):
@@ -70,9 +75,7 @@ def tissue() -> Law:
         name="tissue",
         log_predict=_tissue_log_predict,
         params=(
-            Param("L0", "log", (0.5, 1.0), positive=True, prior=(1.0, 1.0)),
-            Param("A", "log", (-1.0, 0.0), positive=True, prior=(0.0, 2.0)),
-            Param("alpha", "identity", (0.3, 0.6), positive=True, prior=(float(np.log(0.5)), 0.7), kind="exponent"),
+            *_FORWARD,
             Param("C", "log", (-8.0, -5.0), positive=True, prior=(-6.0, 3.0)),
         ),
         covariates=("S1", "S2"),
@@ -152,9 +155,7 @@ def multi_power() -> Law:
         name="multi_power",
         log_predict=_multi_power_log_predict,
         params=(
-            Param("L0", "log", (0.5, 1.0), positive=True, prior=(1.0, 1.0)),
-            Param("A", "log", (-1.0, 0.0), positive=True, prior=(0.0, 2.0)),
-            Param("alpha", "identity", (0.3, 0.6), positive=True, prior=(float(np.log(0.5)), 0.7), kind="exponent"),
+            *_FORWARD,
             Param("B", "log", (5.0, 7.0), positive=True, prior=(6.0, 3.0)),
             Param("C", "log", (0.0, 1.0), positive=True, prior=(0.5, 2.0)),
             Param("beta", "log", (float(np.log(0.6)),), positive=True, prior=(float(np.log(0.6)), 0.7),
