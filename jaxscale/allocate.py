@@ -263,7 +263,14 @@ def _budgets(values, name: str = "C") -> np.ndarray:
     return validate.budgets(values, name)
 
 
-def _thetas(src: ParamSource):
+def thetas(src: ParamSource):
+    """``(point, draws)``: the source's parameters on the law's fitting scale, ``(n_params,)`` and
+    ``(n_draws, n_params)`` (``None`` without draws), ready for ``law.log_predict`` and :func:`batched`.
+
+    >>> p, d = thetas(read_fit(dict(E=1.82, A=482.0, B=2085.0, alpha=0.348, beta=0.366), "chinchilla"))
+    >>> p.shape, d is None
+    ((5,), True)
+    """
     point = jnp.asarray(src.law.from_natural(src.point))
     draws = None if src.draws is None else jnp.asarray(src.law.from_natural(src.columns()))
     return point, draws
@@ -288,8 +295,18 @@ def _positive(values, name: str) -> np.ndarray:
     return arr
 
 
-def _summarise(kind, src, rows: dict[str, np.ndarray], point: dict[str, np.ndarray], draws, level, settings):
-    """Build the Allocation: point values, and intervals over successful draws."""
+def summarise(kind, src, rows: dict[str, np.ndarray], point: dict[str, np.ndarray], draws, level, settings):
+    """Build the :class:`Allocation` of ``kind``: the point values, and ``level`` intervals over the successful draws.
+
+    ``rows`` are the input columns (budgets, targets), ``point`` and ``draws`` the computed ones (``draws``:
+    ``{name: (n_draws, n_rows)}``, NaN where a draw failed, or ``None``); ``settings`` go into the result with
+    the source's provenance. A draw that failed in some row is excluded from that row's intervals, with one
+    warning. (The allocations of :mod:`jaxscale.allocate_schedule` are built with it too.)
+
+    >>> src = read_fit(dict(E=1.82, A=482.0, B=2085.0, alpha=0.348, beta=0.366), "chinchilla")
+    >>> summarise("example", src, {"compute": [1e21]}, {"N_opt": [1e9]}, None, 0.9, {}).table.to_dict("records")
+    [{'compute': 1e+21, 'N_opt': 1000000000.0}]
+    """
     table = pd.DataFrame(rows)
     for k, v in point.items():
         table[k] = v
@@ -335,8 +352,17 @@ def _provenance(src) -> dict[str, Any]:
             "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def _batched(fn, point_theta, draw_theta, *row_args):
-    """Evaluate ``fn(theta, *row)`` for the point and every draw, vmapped over rows then draws."""
+def batched(fn, point_theta, draw_theta, *row_args):
+    """Evaluate ``fn(theta, *row)`` for the point and every draw, vmapped over rows then draws (compiled).
+
+    Returns ``(point, draws)``: ``fn``'s output stacked over the rows, and over the draws then the rows
+    (``None`` when ``draw_theta`` is).
+
+    >>> import jax.numpy as jnp
+    >>> pt, dr = batched(lambda th, x: th[0] * x, jnp.ones(1), None, jnp.arange(3.0))
+    >>> pt.tolist(), dr
+    ([0.0, 1.0, 2.0], None)
+    """
     over_rows = jax.vmap(fn, in_axes=(None,) + (0,) * len(row_args))
     f = jax.jit(over_rows)
     pt = np.asarray(f(point_theta, *row_args))
@@ -394,7 +420,7 @@ def compute_optimal(law, fit, C, flops_per_token: float = 6.0, *, level: float =
         raise AllocationError(f"The closed form is for 'chinchilla' only; law {src.law.name!r} needs "
                               f"solver='numerical' (or 'auto').")
     fn = _compute_optimal_one(src.law, closed)
-    pt, dr = _batched(fn, *_thetas(src), jnp.log(C / k))
+    pt, dr = batched(fn, *thetas(src), jnp.log(C / k))
 
     def unpack(a):
         n, d, lo = np.exp(a[..., 0]), np.exp(a[..., 1]), np.exp(a[..., 2])
@@ -406,7 +432,7 @@ def compute_optimal(law, fit, C, flops_per_token: float = 6.0, *, level: float =
         raise AllocationError(f"No interior compute-optimal allocation for budget(s) {bad} at the point estimate "
                               f"of {src.law.name!r}: the loss keeps falling towards N = 1 or D = 1 on k N D = C.")
     settings = {"flops_per_token": float(k), "solver": "closed_form" if closed else "numerical"}
-    return _summarise("compute_optimal", src, {"compute": C}, point, None if dr is None else unpack(dr), level,
+    return summarise("compute_optimal", src, {"compute": C}, point, None if dr is None else unpack(dr), level,
                       settings)
 
 
@@ -537,7 +563,7 @@ def inference_optimal(law, fit, target_loss, inference_tokens, *, flops_per_toke
     k_inf = _scalar(inference_flops_per_token, "inference_flops_per_token")
     level = validate.level(level)
     src = _source(law, fit)
-    pt_theta, dr_theta = _thetas(src)
+    pt_theta, dr_theta = thetas(src)
     logx = _covariate_fn(src.law, "inference_optimal")
     floor = float(np.exp(_irreducible_log(src.law, logx, pt_theta)))
     low = target <= floor
@@ -548,8 +574,8 @@ def inference_optimal(law, fit, target_loss, inference_tokens, *, flops_per_toke
     fn = _inference_one(src.law, float(k), float(k_inf))
     # T_inf = 0 gives the loss-matched compute-optimal model; log(0) is handled as -inf by logaddexp.
     log_t, log_tinf = jnp.log(target), jnp.log(jnp.where(tinf > 0, tinf, 0.0))
-    pt, dr = _batched(fn, pt_theta, dr_theta, log_t, log_tinf)
-    pt0, dr0 = _batched(fn, pt_theta, dr_theta, log_t, jnp.full_like(log_t, -jnp.inf))
+    pt, dr = batched(fn, pt_theta, dr_theta, log_t, log_tinf)
+    pt0, dr0 = batched(fn, pt_theta, dr_theta, log_t, jnp.full_like(log_t, -jnp.inf))
     opt_fn = _compute_optimal_one(src.law, src.law.name == "chinchilla")
 
     def unpack(a, a0, theta_batch):
@@ -573,7 +599,7 @@ def inference_optimal(law, fit, target_loss, inference_tokens, *, flops_per_toke
                               f"{np.flatnonzero(~np.all(np.isfinite(pt), -1)).tolist()}.")
     draws = None if dr is None else unpack(dr, dr0, dr_theta)
     settings = {"flops_per_token": float(k), "inference_flops_per_token": float(k_inf)}
-    return _summarise("inference_optimal", src, {"target_loss": target, "inference_tokens": tinf}, point, draws,
+    return summarise("inference_optimal", src, {"target_loss": target, "inference_tokens": tinf}, point, draws,
                       level, settings)
 
 
@@ -622,7 +648,7 @@ def data_constrained_optimal(law, fit, C, unique_tokens, flops_per_token: float 
     level = validate.level(level)
     src = _source(law, fit)
     fn = _data_constrained_one(src.law)
-    pt, dr = _batched(fn, *_thetas(src), jnp.log(C / k), jnp.log(U))
+    pt, dr = batched(fn, *thetas(src), jnp.log(C / k), jnp.log(U))
 
     def unpack(a):
         n, d, lo = np.exp(a[..., 0]), np.exp(a[..., 1]), np.exp(a[..., 2])
@@ -631,9 +657,9 @@ def data_constrained_optimal(law, fit, C, unique_tokens, flops_per_token: float 
     if not np.all(np.isfinite(pt)):
         raise AllocationError("No interior data-constrained optimum at the point estimate for rows "
                               f"{np.flatnonzero(~np.all(np.isfinite(pt), -1)).tolist()}.")
-    return _summarise("data_constrained_optimal", src, {"compute": C, "unique_tokens": U}, unpack(pt),
+    return summarise("data_constrained_optimal", src, {"compute": C, "unique_tokens": U}, unpack(pt),
                       None if dr is None else unpack(dr), level, {"flops_per_token": float(k)})
 
 
-__all__ = ["Allocation", "AllocationError", "allocation_fn", "compute_optimal", "data_constrained_optimal", "inference_optimal",
-           "line_optimum", "overtraining", "read_fit"]
+__all__ = ["Allocation", "AllocationError", "allocation_fn", "batched", "compute_optimal", "data_constrained_optimal",
+           "inference_optimal", "line_optimum", "overtraining", "read_fit", "summarise", "thetas"]

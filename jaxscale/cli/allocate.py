@@ -1,14 +1,24 @@
-"""``jaxscale allocate``: compute-optimal (or inference-aware, or data-constrained) N and D per budget."""
+"""``jaxscale allocate``: compute-optimal (or inference-aware, data-constrained, schedule-aware) N and D per budget."""
 
 from __future__ import annotations
 
-from jaxscale.cli.args import budget, level, positive
+from jaxscale import validate
+from jaxscale.cli.args import budget, checked, level, positive
 from jaxscale.errors import ArgumentError
+
+
+def _batch_size(text: str):
+    return text if text == "olmo" else positive("--batch-size")(text)
+
+
+def _nonnegative(flag: str):
+    return checked(flag, lambda v, name: validate.number(v, name, minimum=0))
 
 
 def add_parser(sub) -> None:
     a = sub.add_parser("allocate",
-                       help="compute-optimal (or inference-aware, or data-constrained) N and D per budget")
+                       help="compute-optimal (or inference-aware, data-constrained, schedule-aware) N and D per "
+                            "budget")
     a.add_argument("--fit", required=True, metavar="FILE",
                    help="JSON from `jaxscale fit --json` or `jaxscale bootstrap --json`, or netCDF from "
                         "`jaxscale bayes --out`")
@@ -24,6 +34,13 @@ def add_parser(sub) -> None:
                    help="FLOPs per inference token per parameter (default 2)")
     a.add_argument("--unique-tokens", type=positive("--unique-tokens"), default=None, metavar="U",
                    help="data-constrained: U unique tokens (law data_constrained)")
+    a.add_argument("--schedule", default=None, metavar="SPEC",
+                   help="schedule-aware: every run trained under this family, e.g. cosine:final=0.1 or "
+                        "wsd:decay=0.1,final=0.1 (a fit of a law of N and schedule covariates: curve_nd)")
+    a.add_argument("--batch-size", type=_batch_size, default="olmo", metavar="B",
+                   help="with --schedule: tokens per optimizer step, or 'olmo' (the OLMo ladder's rule in N; default)")
+    a.add_argument("--warmup", type=_nonnegative("--warmup"), default=None, metavar="STEPS",
+                   help="with --schedule: warmup steps of every run (default N / batch size, as OLMo)")
     a.add_argument("--level", type=level, default=0.9, help="interval level when the fit has draws (default 0.9)")
     a.add_argument("--json", metavar="OUT", help="write one record per budget as JSON to OUT")
 
@@ -49,11 +66,24 @@ def run(args) -> int:
     from jaxscale import allocate as al
     from jaxscale.allocate import read_fit
 
-    if args.inference_tokens is not None and args.unique_tokens is not None:
-        raise ArgumentError("--inference-tokens and --unique-tokens are separate questions; give one of them.")
+    asked = [f for f, v in (("--inference-tokens", args.inference_tokens), ("--unique-tokens", args.unique_tokens),
+                            ("--schedule", args.schedule)) if v is not None]
+    if len(asked) > 1:
+        raise ArgumentError(f"{' and '.join(asked)} are separate questions; give one of them.")
+    if args.schedule is None and (args.warmup is not None or args.batch_size != "olmo"):
+        raise ArgumentError("--batch-size and --warmup describe the runs of --schedule; give --schedule too.")
     src = read_fit(args.fit, args.law)
     C = args.compute
-    if args.unique_tokens is not None:
+    if args.schedule is not None:
+        from jaxscale.allocate_schedule import optimal_allocation
+
+        res = optimal_allocation(args.fit, C, args.schedule, law=args.law, flops_per_token=args.flops_per_token,
+                                 batch_size=args.batch_size, warmup=args.warmup, level=args.level)
+        cols = ["compute", "N_opt", "D_opt", "L_opt", "tokens_per_param", "steps"]
+        warm = "N / batch size" if args.warmup is None else f"{args.warmup:g}"
+        title = (f"compute-optimal allocation under {res.settings['schedule']} (batch size {args.batch_size}, warmup "
+                 f"{warm} steps)")
+    elif args.unique_tokens is not None:
         res = al.data_constrained_optimal(src.law, args.fit, C, args.unique_tokens, args.flops_per_token,
                                           level=args.level)
         cols = ["compute", "N_opt", "D_opt", "L_opt", "tokens_per_param", "epochs"]
