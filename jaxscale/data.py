@@ -1024,7 +1024,7 @@ def _history_rows(frame, mapping) -> dict:
     for r, g in frame.groupby(cols["run"], sort=False):
         steps = _numeric_column(g[cols["step"]], f"history column {cols['step']!r} (step)", where)
         lr = _numeric_column(g[cols["lr"]], f"history column {cols['lr']!r} (lr)", where)
-        schedule.check_run(r, steps, lr, lambda i, g=g: f"history row {g.index[i]!r}")
+        schedule.check_run(r, steps, lr, lambda i, g=g: f"history row {g.index.tolist()[i]!r}")
         out[r] = (steps, lr)
     return out
 
@@ -1033,7 +1033,7 @@ def _schedule_covariates(cov, run, sched, specs, where: _Where, names, history) 
     """``(step per row, schedule covariates)`` of checkpoints, computed run by run (see :meth:`from_frame`)."""
     from jaxscale import schedule as sch
 
-    n = len(next(iter(cov.values())))
+    n = len(where.labels)   # cov may be empty: a per-run curve needs no N or D
     runs = np.zeros(n, dtype=int) if run is None else run
     order = list(dict.fromkeys(runs.tolist()))
     plans = None if specs is None else sch.parse_many(specs, order)

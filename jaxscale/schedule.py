@@ -45,7 +45,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -225,7 +224,8 @@ def check_run(run, steps: np.ndarray, lr: np.ndarray | None, where) -> None:
     """
     bad = np.flatnonzero(~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps)))
     if bad.size:
-        raise DataError(f"run {run!r}: step must be a whole number >= 0; {where(bad[0])} has {steps[bad[0]]!r}.")
+        raise DataError(f"run {run!r}: step must be a whole number >= 0; {where(bad[0])} has "
+                        f"{float(steps[bad[0]])!r}.")
     bad = np.flatnonzero(np.diff(steps) <= 0)
     if bad.size:
         raise DataError(f"run {run!r}: steps must increase within a run; {where(bad[0] + 1)} has step "
@@ -235,7 +235,7 @@ def check_run(run, steps: np.ndarray, lr: np.ndarray | None, where) -> None:
         bad = np.flatnonzero(~np.isfinite(lr) | (lr < 0))
         if bad.size:
             raise DataError(f"run {run!r}: the learning rate must be finite and >= 0; {where(bad[0])} has "
-                            f"{lr[bad[0]]!r}.")
+                            f"{float(lr[bad[0]])!r}.")
 
 
 def covariates(lr_steps, at, *, tokens_per_step: float = 1.0, peak: float | None = None,

@@ -139,8 +139,8 @@ def multi_power() -> Law:
     ----------
     Luo, Wen, Wang, Liu, Li, Lyu (2025), *A Multi-Power Law for Loss Curve Prediction Across Learning Rate
     Schedules*, ICLR 2025, arXiv:2503.12811, Eq. 5. The constants in the authors' repository (25M, 100M, 400M
-    models) were fitted on curves that are not public; ``tests/test_curves.py`` checks this law's quadrature
-    against the exact per-step sum with them.
+    models) were fitted on curves that are not public; this law's quadrature is checked
+    against the exact per-step sum with them (``tests/test_schedule.py``).
 
     Examples
     --------
