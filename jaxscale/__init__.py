@@ -30,11 +30,13 @@ from jaxscale.uncertainty import BootstrapResult, Derived, bootstrap
 from jaxscale.hypothesis import HypothesisTest, chi2_test, lr_test
 from jaxscale import allocate, downstream, isoflop
 from jaxscale.forecast import BacktestResult, Forecast, backtest
+from jaxscale.compare import CompareResult, compare
 
 __all__ = [
     "ArgumentError",
     "BacktestResult",
     "BootstrapResult",
+    "CompareResult",
     "Forecast",
     "allocate",
     "backtest",
@@ -45,6 +47,7 @@ __all__ = [
     "HypothesisTest",
     "bootstrap",
     "chi2_test",
+    "compare",
     "datasets",
     "derived",
     "lr_test",

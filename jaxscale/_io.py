@@ -283,6 +283,26 @@ def _idata_to_buffer(idata, buf: io.BytesIO, compress: bool) -> None:
         h5netcdf.File(buf, mode="w").close()
 
 
+def read_text(path: str | os.PathLike, what: str, hint: str = "") -> str:
+    """The UTF-8 text of the file ``path`` (a byte-order mark dropped, newlines kept as written), or a
+    :class:`~jaxscale.errors.DataError` naming it as ``what`` ("data file", "W&B export"): missing, a directory,
+    not UTF-8 (``hint`` is appended), unreadable."""
+    from jaxscale.errors import DataError
+
+    shown = os.fspath(path)
+    if not os.path.exists(shown):
+        raise DataError(f"No such {what}: {shown!r}.")
+    if os.path.isdir(shown):
+        raise DataError(f"{what[0].upper()}{what[1:]} {shown!r} is a directory; give the CSV file.")
+    try:
+        with open(shown, encoding="utf-8-sig", newline="") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise DataError(f"Could not read {shown!r}: byte {e.start} is not UTF-8 text{hint}.") from None
+    except OSError as e:
+        raise DataError(f"Could not read {shown!r}: {e.strerror or e}.") from None
+
+
 def json_safe(value):
     """Plain JSON values: NumPy scalars and arrays as numbers and lists, NaN and infinities as ``null``.
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxscale import schedule, validate
+from jaxscale._io import read_text
 from jaxscale.errors import ArgumentError, DataError
 
 #: Column names recognised for each role when no explicit mapping is given, compared after
@@ -198,18 +199,7 @@ def read_csv(path: str | os.PathLike, *, sep: str | None = None) -> CsvTable:
     """
     sep = _separator(sep)
     shown = os.fspath(path)
-    if not os.path.exists(shown):
-        raise DataError(f"No such data file: {shown!r}.")
-    if os.path.isdir(shown):
-        raise DataError(f"Data file {shown!r} is a directory; give a CSV file.")
-    try:
-        with open(shown, encoding="utf-8-sig", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise DataError(f"Could not read {shown!r} as CSV: byte {e.start} is not UTF-8 text; save it as "
-                        f"UTF-8.") from None
-    except OSError as e:
-        raise DataError(f"Could not read {shown!r}: {e.strerror or e}.") from None
+    text = read_text(shown, "data file", hint="; save it as UTF-8")
     return parse_csv(text, shown, sep)
 
 

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jaxscale._io import read_text
 from jaxscale.data import read_csv
 from jaxscale.errors import DataError
 
@@ -289,17 +290,7 @@ def read_long(source, *, run: str = "run", step: str = "step", metrics: Sequence
 
 def _wandb_records(path, sep: str):
     shown = os.fspath(path)
-    if not os.path.exists(shown):
-        raise DataError(f"No such W&B export: {shown!r}.")
-    if os.path.isdir(shown):
-        raise DataError(f"W&B export {shown!r} is a directory; give the CSV file.")
-    try:
-        with open(shown, encoding="utf-8-sig", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise DataError(f"Could not read {shown!r}: byte {e.start} is not UTF-8 text.") from None
-    except OSError as e:
-        raise DataError(f"Could not read {shown!r}: {e.strerror or e}.") from None
+    text = read_text(shown, "W&B export")
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     records, lines = [], []
     try:

@@ -1,4 +1,5 @@
-"""Command line: ``jaxscale fit|bootstrap|bayes|allocate|backtest|forecast|check|report|demo|laws|bench|datasets``.
+"""Command line: ``jaxscale COMMAND``, one of :data:`COMMANDS` (fit, bootstrap, bayes, allocate, backtest, forecast,
+compare, check, report, demo, laws, bench, datasets).
 
 One module per command (``jaxscale/cli/<command>.py``), each with ``add_parser(sub)`` and ``run(args) -> int``;
 they parse and call the library, print and write. :mod:`jaxscale.cli._runtime` runs them: an expected error is one
@@ -17,8 +18,8 @@ import sys
 from jaxscale.cli import _runtime
 
 #: The commands, in the order ``jaxscale --help`` lists them; each is the module ``jaxscale.cli.<name>``.
-COMMANDS = ("fit", "bootstrap", "bayes", "allocate", "backtest", "forecast", "check", "report", "demo", "laws", "bench",
-            "datasets")
+COMMANDS = ("fit", "bootstrap", "bayes", "allocate", "backtest", "forecast", "compare", "check", "report", "demo",
+            "laws", "bench", "datasets")
 
 
 class _Parser(argparse.ArgumentParser):
