@@ -50,7 +50,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lr_peak": ("lr_peak", "learning_rate_peak", "peak_lr"),
     "batch_size": ("batch_size", "batch_size_tokens", "batch_size_in_tokens", "tokens_per_step"),
 }
-COVARIATE_KEYS = ("N", "D", "C", "U", "x")
+#: Covariate roles: parameters N, tokens D, compute C, unique tokens U, a generic resource x, and the resources of
+#: the laws of routed models, training precision and inference-time compute (experts per layer, granularity,
+#: training precision in bits, post-training quantisation precision in bits, samples drawn per problem). Only
+#: the first four are recognised by their usual names; the others are mapped explicitly (``experts="E"``).
+COVARIATE_KEYS = ("N", "D", "C", "U", "x", "experts", "granularity", "precision", "precision_post", "samples")
 LABEL_KEYS = ("group", "run")
 #: Roles that describe a checkpoint's place in its run's learning-rate schedule (see :mod:`jaxscale.schedule`):
 #: the optimizer step, the LR at that step, the run's peak LR and its batch size in tokens per step.

@@ -77,8 +77,18 @@ def case(name):
     raise KeyError(name)
 
 
-LAW_NAMES = ["chinchilla", "kaplan", "power", "data_constrained", "broken_power", "sigmoid", "tissue", "multi_power",
-             "curve_nd", "curve"]
+LAW_NAMES = [
+    "chinchilla",
+    "kaplan",
+    "power",
+    "data_constrained",
+    "broken_power",
+    "sigmoid",
+    "tissue",
+    "multi_power",
+    "curve_nd",
+    "curve",
+]
 #: Laws of loss curves: their data are checkpoints of runs (see curve_runs).
 CURVE_LAWS = ("tissue", "multi_power", "curve_nd", "curve")
 

@@ -1,8 +1,10 @@
 """Scaling-law forms: pure JAX functions plus their specs, and a registry.
 
 >>> import jaxscale
->>> [n for n in jaxscale.laws.available() if n in jaxscale.laws.BUILTIN]
-['broken_power', 'chinchilla', 'curve', 'curve_nd', 'data_constrained', 'kaplan', 'multi_power', 'power', 'sigmoid', 'tissue']
+>>> set(jaxscale.laws.BUILTIN) <= set(jaxscale.laws.available())
+True
+>>> jaxscale.laws.get("chinchilla").formula
+'L = E + A/N^alpha + B/D^beta'
 """
 
 from jaxscale.laws._catalogue import broken_power, chinchilla, data_constrained, kaplan, power, sigmoid
@@ -11,8 +13,18 @@ from jaxscale.laws._registry import (COVARIATES, IDENTITY, LOG, LOGIT, TRANSFORM
                                      check_theta, get, log_covariates, register, unregister)
 
 #: Names of the built-in laws.
-BUILTIN = ("broken_power", "chinchilla", "curve", "curve_nd", "data_constrained", "kaplan", "multi_power", "power",
-           "sigmoid", "tissue")
+BUILTIN = (
+    "broken_power",
+    "chinchilla",
+    "curve",
+    "curve_nd",
+    "data_constrained",
+    "kaplan",
+    "multi_power",
+    "power",
+    "sigmoid",
+    "tissue",
+)
 
 __all__ = [
     "BUILTIN",

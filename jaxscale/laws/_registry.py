@@ -12,8 +12,9 @@ import numpy as np
 
 from jaxscale.errors import LawError
 
-#: Covariates a law may ask for. ``x`` is a generic resource chosen by the user.
-COVARIATES = ("N", "D", "C", "U", "x")
+#: Covariates a law may ask for (the roles of :data:`jaxscale.data.COVARIATE_KEYS`). ``x`` is a generic resource
+#: chosen by the user.
+COVARIATES = ("N", "D", "C", "U", "x", "experts", "granularity", "precision", "precision_post", "samples")
 
 
 class Transform(NamedTuple):
