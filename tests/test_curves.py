@@ -81,11 +81,16 @@ def test_backtest_holds_out_the_end_of_the_runs(curves):
 @pytest.mark.slow
 def test_bayes_posterior_of_a_curve(curves):
     """NUTS with the run-level noise (run_effect 'auto' is on: rows are checkpoints of 9 runs)."""
+    import arviz as az
+
+    # short chains: the diagnostics are checked here (R-hat, bulk ESS) instead of warned about (tail ESS < 400)
     post = jaxscale.bayes.sample("tissue", curves, num_warmup=500, num_samples=500, num_chains=2, key=0,
-                                 progress=False)
+                                 progress=False, warn=False)
     assert "run_sd" in post.posterior
-    alpha = np.asarray(post.posterior["alpha"]).ravel()
-    assert abs(np.median(alpha) - TRUE["alpha"]) < 0.1
+    summary = az.summary(post, var_names=["L0", "A", "alpha", "C"], hdi_prob=0.95)
+    assert np.all(summary["r_hat"] < 1.05) and np.all(summary["ess_bulk"] > 100)
+    for name in ("L0", "A", "alpha", "C"):
+        assert summary.loc[name, "hdi_2.5%"] < TRUE[name] < summary.loc[name, "hdi_97.5%"], name
 
 
 def test_early_run_forecast_of_a_ladder_run(ladder_run):
