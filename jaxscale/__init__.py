@@ -29,6 +29,7 @@ from jaxscale import derived
 from jaxscale.uncertainty import BootstrapResult, Derived, bootstrap
 from jaxscale.hypothesis import HypothesisTest, chi2_test, lr_test
 from jaxscale import allocate, downstream, isoflop
+from jaxscale import sampling
 from jaxscale.forecast import BacktestResult, Forecast, backtest
 from jaxscale.compare import CompareResult, compare
 
@@ -42,6 +43,7 @@ __all__ = [
     "backtest",
     "downstream",
     "isoflop",
+    "sampling",
     "Derived",
     "DerivedError",
     "HypothesisTest",

@@ -55,11 +55,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
 #: training precision in bits, post-training quantisation precision in bits, samples drawn per problem). Only
 #: the first four are recognised by their usual names; the others are mapped explicitly (``experts="E"``).
 COVARIATE_KEYS = ("N", "D", "C", "U", "x", "experts", "granularity", "precision", "precision_post", "samples")
+#: Covariates with a floor above 0: a model has at least one expert (1 is dense) and experts at most as wide as
+#: the dense feed-forward layer (granularity 1). Rows below are a DataError naming the column and the row.
+COVARIATE_MINIMUM = {"experts": 1.0, "granularity": 1.0}
 LABEL_KEYS = ("group", "run")
 #: Roles that describe a checkpoint's place in its run's learning-rate schedule (see :mod:`jaxscale.schedule`):
 #: the optimizer step, the LR at that step, the run's peak LR and its batch size in tokens per step.
 SCHEDULE_ROLES = ("step", "lr", "lr_peak", "batch_size")
 TARGET_KEYS = ("loss", "score", "y")
+#: The per-point weight role (``weight="w"``, ``--col weight=w``): finite, >= 0, not all zero; it multiplies each
+#: point's term of the objective (and its log-likelihood). Only ever taken from an explicit mapping: a column
+#: called "weights" could as well be a count of model weights.
+WEIGHT_KEY = "weight"
 #: Separators :func:`read_csv` recognises when it sniffs one.
 SEPARATORS = (",", ";", "\t", "|")
 _SEP_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
@@ -345,6 +352,10 @@ class ScalingData:
         The target: loss (or benchmark score), positive and finite.
     group, run
         Optional labels (model family; training run, for checkpoints).
+    weight
+        Optional per-point weights (finite, >= 0, not all zero): :func:`jaxscale.fit`, the bootstrap and the
+        posterior multiply each point's term by its weight (a weight of 2 counts the point twice; a point of
+        weight 0 stays in the data but does not influence the fit).
     step
         The optimizer step of each checkpoint, when the rows are checkpoints of runs under a learning-rate
         schedule (their schedule covariates are then in ``covariates``: :meth:`from_frame`).
@@ -373,6 +384,7 @@ class ScalingData:
     _columns: tuple | None = field(default=None, repr=False)
     step: np.ndarray | None = None
     _schedule_error: str | None = field(default=None, repr=False)
+    weight: np.ndarray | None = None
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -394,6 +406,7 @@ class ScalingData:
         schedule=None,
         flops_per_token: float = 6.0,
         target_name: str = "loss",
+        weight=None,
     ) -> ScalingData:
         """Build from arrays (keyword arguments named after the covariates).
 
@@ -406,6 +419,8 @@ class ScalingData:
             missing D (or C) is derived from C = k N D.
         group, run
             Optional labels, one per row.
+        weight
+            Optional per-point weights, one per row: finite, >= 0 and not all zero (see :attr:`weight`).
         step, lr, lr_peak, batch_size, schedule
             A checkpoint's optimizer step and learning rate, its run's peak LR and tokens per step, and the
             planned schedule(s): see :ref:`schedule covariates <schedule-covariates>` in :meth:`from_frame`.
@@ -443,14 +458,20 @@ class ScalingData:
         labels = {key: np.asarray(v) for key, v in dict(group=group, run=run).items() if v is not None}
         sched = {key: _asarray(v) for key, v in dict(step=step, lr=lr, lr_peak=lr_peak,
                                                       batch_size=batch_size).items() if v is not None}
-        lengths = {key: len(v) for key, v in {**given, **labels, **sched}.items()}
+        weights = {} if weight is None else {WEIGHT_KEY: _asarray(weight)}
+        for key, arr in weights.items():
+            if arr.ndim != 1:
+                raise DataError(f"{key} must be one-dimensional; got shape {arr.shape}.")
+        lengths = {key: len(v) for key, v in {**given, **labels, **sched, **weights}.items()}
         if len(set(lengths.values())) > 1:
             raise DataError(f"Mismatched lengths: {lengths}; every array must have the same length.")
         rows = np.arange(len(given["loss"]))
         where = _Where(rows)
         arrays = {key: _as_float(arr, key, where) for key, arr in given.items()}
         sched = {key: _as_float(arr, key, where) for key, arr in sched.items()}
-        return cls._build(arrays, labels, rows, where, k, "arrays", target_name, {}, None, sched, schedule)
+        w = None if weight is None else _as_float(weights[WEIGHT_KEY], WEIGHT_KEY, where)
+        return cls._build(arrays, labels, rows, where, k, "arrays", target_name, {}, None, sched, schedule,
+                          weight=w)
 
     @classmethod
     def from_frame(
@@ -556,7 +577,10 @@ class ScalingData:
         where = _Where(rows, lines, lines_of if lines is not None else None)
         names = {key: key if str(c) == key else f"{key} (column {c!r})" for key, c in mapping.items()}
         arrays = {key: _numeric_column(frame[c], f"column {c!r} ({key})", where)
-                  for key, c in mapping.items() if key not in LABEL_KEYS and key not in SCHEDULE_ROLES}
+                  for key, c in mapping.items() if key not in LABEL_KEYS and key not in SCHEDULE_ROLES
+                  and key != WEIGHT_KEY}
+        w = (None if WEIGHT_KEY not in mapping else
+             _numeric_column(frame[mapping[WEIGHT_KEY]], f"column {mapping[WEIGHT_KEY]!r} ({WEIGHT_KEY})", where))
         sched = {key: _numeric_column(frame[c], f"column {c!r} ({key})", where)
                  for key, c in mapping.items() if key in SCHEDULE_ROLES}
         labels = {key: frame[c].to_numpy() for key, c in mapping.items() if key in LABEL_KEYS}
@@ -571,7 +595,7 @@ class ScalingData:
         # can be: an error in them is kept for a law that needs the schedule covariates (require says it)
         lazy = not (set(columns) & set(SCHEDULE_ROLES)) and schedule is None and history is None
         return cls._build(arrays, labels, rows, where, k, source, target_name, names, tuple(frame.columns), sched,
-                          schedule, history, lazy)
+                          schedule, history, lazy, weight=w)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, *, sep: str | None = None, flops_per_token: float = 6.0,
@@ -674,7 +698,10 @@ class ScalingData:
 
     @classmethod
     def _build(cls, arrays, labels, rows, where, k, source, target_name, names, columns, sched=None,
-               schedule=None, history=None, lazy=False) -> ScalingData:
+               schedule=None, history=None, lazy=False, weight=None) -> ScalingData:
+        if weight is not None:
+            check_weight(weight, names.get(WEIGHT_KEY, WEIGHT_KEY), where.one)
+            weight.setflags(write=False)
         for key, arr in arrays.items():
             name = names.get(key, key)
             bad = np.flatnonzero(~np.isfinite(arr))
@@ -687,6 +714,12 @@ class ScalingData:
             if bad.size:
                 raise DataError(
                     f"{name} must be > 0; {where.one(bad[0])} has {arr[bad[0]]} ({bad.size} row(s) <= 0)."
+                )
+            lo = COVARIATE_MINIMUM.get(key)
+            bad = np.flatnonzero(arr < lo) if lo is not None else bad[:0]
+            if bad.size:
+                raise DataError(
+                    f"{name} must be >= {lo:g}; {where.one(bad[0])} has {arr[bad[0]]} ({bad.size} row(s) < {lo:g})."
                 )
         if arrays["loss"].size == 0:
             raise DataError("The data has no rows.")
@@ -723,7 +756,7 @@ class ScalingData:
         y = arrays["loss"]
         y.setflags(write=False)
         data = cls(cov, y, labels.get("group"), labels.get("run"), float(k), source, target_name, np.asarray(rows),
-                   columns, step, problem)
+                   columns, step, problem, weight)
         data._warn_duplicates(where)
         return data
 
@@ -766,7 +799,7 @@ class ScalingData:
         y.setflags(write=False)
         return ScalingData(cov, y, take(self.group), take(self.run), self.flops_per_token, self.source,
                            self.target_name, self._index[index], self._columns, take(self.step),
-                           self._schedule_error)
+                           self._schedule_error, take(self.weight))
 
     def drop_top(self, n: int) -> ScalingData:
         """Drop the ``n`` points with the highest target value (Epoch drops 5).
@@ -863,6 +896,9 @@ class ScalingData:
             h.update(np.ascontiguousarray(self.covariates[k]).tobytes())
         h.update(b"y")
         h.update(np.ascontiguousarray(self.y).tobytes())
+        if self.weight is not None:  # unweighted data keep the fingerprint they always had
+            h.update(b"weight")
+            h.update(np.ascontiguousarray(self.weight).tobytes())
         return h.hexdigest()
 
     def to_frame(self):
@@ -877,6 +913,8 @@ class ScalingData:
             cols["group"] = self.group
         if self.run is not None:
             cols["run"] = self.run
+        if self.weight is not None:
+            cols[WEIGHT_KEY] = self.weight
         return pd.DataFrame(cols, index=self._index)
 
     def __repr__(self) -> str:
@@ -892,7 +930,7 @@ def _shown(covariates) -> list[str]:
 def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool = True) -> tuple[dict, str]:
     """``(role -> column, target name)``: explicit mappings (matched stripped), then :data:`ALIASES` (unless
     ``aliases`` is False)."""
-    allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | set(TARGET_KEYS) | set(SCHEDULE_ROLES)
+    allowed = set(COVARIATE_KEYS) | set(LABEL_KEYS) | set(TARGET_KEYS) | set(SCHEDULE_ROLES) | {WEIGHT_KEY}
     unknown = sorted(set(columns) - allowed)
     if unknown:
         raise DataError(f"Unknown column role(s) {unknown}; expected some of {sorted(allowed)}.")
@@ -909,7 +947,7 @@ def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool =
         raise DataError(f"column names repeat in {shown}: {sorted(set(repeats), key=repeats.index)}; give each "
                         f"column a unique name.")
     mapping: dict[str, Any] = {}
-    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS, *SCHEDULE_ROLES):
+    for key in (*COVARIATE_KEYS, "loss", *LABEL_KEYS, *SCHEDULE_ROLES, WEIGHT_KEY):
         if key not in columns:
             continue
         name = columns[key]
@@ -935,6 +973,26 @@ def _resolve_columns(available: list, columns: dict, shown: str, aliases: bool =
                         f"loss name ({', '.join(ALIASES['loss'])}): map one with {_map_hint('loss')}, or a score "
                         f"with --col score=<column>.")
     return mapping, target_name
+
+
+def check_weight(weight: np.ndarray, name: str, where) -> None:
+    """Per-point weights must be finite, >= 0 and not all zero: else a :class:`DataError` naming ``name`` (the
+    column) and the first bad row by ``where(i)``.
+
+    >>> check_weight(np.array([1.0, -2.0, 1.0]), "weight (column 'w')", lambda i: f"row {i}")
+    Traceback (most recent call last):
+    ...
+    jaxscale.errors.DataError: weight (column 'w') must be >= 0; row 1 has -2.0 (1 row(s) < 0).
+    """
+    bad = np.flatnonzero(~np.isfinite(weight))
+    if bad.size:
+        raise DataError(f"{name} has {bad.size} non-finite value(s) (NaN or inf), first at {where(bad[0])}: "
+                        f"{weight[bad[0]]}; weights must be finite and >= 0.")
+    bad = np.flatnonzero(weight < 0)
+    if bad.size:
+        raise DataError(f"{name} must be >= 0; {where(bad[0])} has {weight[bad[0]]} ({bad.size} row(s) < 0).")
+    if weight.size and not np.any(weight > 0):
+        raise DataError(f"{name} is 0 in every row; at least one point needs a positive weight.")
 
 
 def check_derived(key: str, formula: str, cov: Mapping[str, np.ndarray], inputs: tuple[str, str], where,

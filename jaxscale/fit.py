@@ -204,11 +204,17 @@ def _is_count(value) -> bool:
     return isinstance(value, (numbers.Integral, np.bool_))
 
 
-def make_starts(law: Law, starts, key, logx, logy) -> tuple[np.ndarray, str]:
-    """Start points ``(n_starts, P)`` in fitting coordinates and their label (``"grid"``, ``"random(n)"``, ``"user"``).
+#: The named ``starts`` of :func:`fit`.
+START_KINDS = ("grid", "varpro")
 
-    ``starts`` is ``"grid"`` (the law's default grid), an int (that many uniform random starts over the grid's box
-    widened by 25% each side, drawn from ``key``) or an array of starts.
+
+def make_starts(law: Law, starts, key, logx, logy, weight=None) -> tuple[np.ndarray, str]:
+    """Start points ``(n_starts, P)`` in fitting coordinates and their label (``"grid"``, ``"varpro"``,
+    ``"random(n)"``, ``"user"``).
+
+    ``starts`` is ``"grid"`` (the law's default grid), ``"varpro"`` (an exponent grid with the linear coefficients
+    solved: :func:`jaxscale.varpro.varpro_starts`, with the per-point ``weight``), an int (that many uniform random
+    starts over the grid's box widened by 25% each side, drawn from ``key``) or an array of starts.
 
     >>> import jaxscale
     >>> law = jaxscale.laws.get("chinchilla")
@@ -217,8 +223,13 @@ def make_starts(law: Law, starts, key, logx, logy) -> tuple[np.ndarray, str]:
     ((8, 5), 'random(8)')
     """
     if isinstance(starts, str):
-        if starts != "grid":
-            raise ArgumentError(f"starts must be 'grid', a number of random starts or an array; got {starts!r}.")
+        if starts not in START_KINDS:
+            raise ArgumentError(f"starts must be 'grid', 'varpro', a number of random starts or an array; got "
+                                f"{starts!r}.")
+        if starts == "varpro":
+            from jaxscale.varpro import varpro_starts
+
+            return varpro_starts(law, logx, logy, weight), "varpro"
         return law.default_starts(logx, logy), "grid"
     if _is_count(starts):
         n = validate.n_starts(starts, law.n_params)
@@ -237,7 +248,8 @@ class FitProblem(NamedTuple):
     ``theta0`` ``(S, P)`` the starts in fitting coordinates with fixed parameters already set; ``starts`` their
     label; ``free`` ``(P,)`` 1.0 for a free parameter and 0.0 for a fixed one; ``fixed`` the fixed parameters'
     natural values and ``fixed_theta`` ``(P,)`` their fitting coordinates (NaN where free); ``key`` the key as
-    given (recorded in settings); ``n_free`` the parameters fitted (with ``sigma`` for the likelihood).
+    given (recorded in settings); ``n_free`` the parameters fitted (with ``sigma`` for the likelihood);
+    ``weight`` ``(n,)`` the data's per-point weights (``ScalingData.weight``), or None.
     """
 
     law: Law
@@ -259,6 +271,7 @@ class FitProblem(NamedTuple):
     chunk_size: int = 65536
     memory_limit: int | None = None
     mixed_precision: bool | None = None
+    weight: np.ndarray | None = None
 
     def config(self, n_solves: int) -> SolverConfig:
         """The solver's settings for ``n_solves`` start-solves (which decides mixed precision, see :func:`fit`)."""
@@ -289,6 +302,7 @@ def make_problem(
     memory_limit: int | None = None,
     dtype=None,
     mixed_precision: bool | None = None,
+    overestimate_penalty: float = 1.0,
     **columns,
 ) -> FitProblem:
     """Check a fit's arguments and set it up, before any solving: the one set-up :func:`fit` and
@@ -312,7 +326,7 @@ def make_problem(
     """
     law = get(law)
     validate.key_words(key)
-    obj = make_objective(objective, delta)
+    obj = make_objective(objective, delta, overestimate_penalty)
     fixed_values = validate.fixed(law, fixed)
     max_iter = validate.integer(max_iter, "max_iter")
     ftol = validate.number(ftol, "ftol", minimum=0)
@@ -323,29 +337,35 @@ def make_problem(
     approach_dtype(law, dtype, mixed_precision, 0)  # checks mixed_precision against dtype
     if _is_count(starts):
         validate.n_starts(starts, law.n_params)
-    elif isinstance(starts, str) and starts != "grid":
-        raise ArgumentError(f"starts must be 'grid', a number of random starts or an array; got {starts!r}.")
+    elif isinstance(starts, str) and starts not in START_KINDS:
+        raise ArgumentError(f"starts must be 'grid', 'varpro', a number of random starts or an array; got "
+                            f"{starts!r}.")
     data = ScalingData.coerce(data, **columns)
     logx, logy = data.design(law.covariates, law.name)
+    if law.check_fn is not None:
+        law.check_fn(fixed_values, logy)
     free = np.array([p.name not in fixed_values for p in law.params], dtype=np.float64)
     fixed_theta = np.array([law.to_fit(p.name, fixed_values[p.name]) if p.name in fixed_values else np.nan
                             for p in law.params])
-    theta0, label = make_starts(law, starts, key, logx, logy)
+    theta0, label = make_starts(law, starts, key, logx, logy, data.weight)
     theta0 = np.where(free > 0, theta0, fixed_theta)
     n_free = int(free.sum()) + (1 if obj.name == "likelihood" else 0)
     return FitProblem(law, data, logx, logy, theta0, label, free, fixed_values, fixed_theta, obj, dtype, key, n_free,
-                      max_iter, ftol, xtol, chunk_size, memory_limit, mixed_precision)
+                      max_iter, ftol, xtol, chunk_size, memory_limit, mixed_precision, data.weight)
 
 
 def check_identified(problem: FitProblem, stacklevel: int = 2) -> None:
     """Raise if the data have fewer points than the fit's free parameters; warn if exactly as many (it interpolates).
 
-    ``stacklevel`` is passed to the warning, counted from the caller of this function.
+    Points of weight 0 do not count. ``stacklevel`` is passed to the warning, counted from the caller of this
+    function.
     """
     n, n_free, law = len(problem.data), problem.n_free, problem.law
+    if problem.weight is not None:
+        n = int(np.sum(problem.weight > 0))
     sigma = " (+ sigma)" if problem.objective.name == "likelihood" else ""
     if n < n_free:
-        raise FitError(f"{n} points cannot determine {n_free} free parameters of law {law.name!r}{sigma}; need at "
+        raise FitError(f"{n} points{' of positive weight' if problem.weight is not None else ''} cannot determine {n_free} free parameters of law {law.name!r}{sigma}; need at "
                        f"least {n_free} points.")
     if n == n_free:
         warnings.warn(f"{n} points for {n_free} free parameters of law {law.name!r}: the fit interpolates (every "
@@ -369,6 +389,7 @@ def fit(
     memory_limit: int | None = None,
     dtype=None,
     mixed_precision: bool | None = None,
+    overestimate_penalty: float = 1.0,
     **columns,
 ) -> FitResult:
     """Fit a scaling law from many starts at once.
@@ -383,14 +404,22 @@ def fit(
     starts
         ``"grid"`` (the law's default grid; Hoffmann's 4,500 points for
         ``chinchilla``), an int (that many uniform random starts over the
-        grid's box widened by 25% each side, drawn from ``key``), or an array
+        grid's box widened by 25% each side, drawn from ``key``), an array
         of shape ``(n_starts, n_params)`` in fitting coordinates
-        (``law.fit_names``).
+        (``law.fit_names``), or ``"varpro"`` for a law with linear
+        coefficients (``chinchilla``): a grid over the exponents only, each
+        start's coefficients solved by non-negative least squares
+        (:func:`jaxscale.varpro.varpro_starts`).
     objective
         ``"huber"`` (summed Huber on log residuals), ``"squared"`` or
         ``"likelihood"`` (Epoch's Huber likelihood with a free scale).
     delta
         Huber delta (1e-3, as Hoffmann et al.).
+    overestimate_penalty
+        ``objective="huber"`` only: multiply the Huber term of every point the
+        law over-predicts by this factor (> 0; OLMo-core's asymmetric Huber):
+        > 1 pulls the curve down towards the lower envelope of the losses
+        (OLMo-core suggests 10 for a lower bound); 1 (default) is plain Huber.
     key
         Int seed or ``jax.random.key``; default 0; same key, same result
         (it draws random starts).
@@ -416,6 +445,11 @@ def fit(
         are at least ``MIXED_MIN_SOLVES`` (2,048) starts, enough to repay
         compiling the second phase. ``False``: pure float64 trajectories.
 
+    The data's per-point weights (``ScalingData.weight``, e.g.
+    ``weight="w"`` with a DataFrame) multiply each point's term of the
+    objective: a weight of 2 is the point counted twice, a weight of 0 keeps
+    the point in the data without letting it influence the fit.
+
     Returns
     -------
     FitResult
@@ -437,7 +471,8 @@ def fit(
     t0 = time.perf_counter()
     problem = make_problem(law, data, starts=starts, key=key, objective=objective, delta=delta, fixed=fixed,
                            max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size, memory_limit=memory_limit,
-                           dtype=dtype, mixed_precision=mixed_precision, **columns)
+                           dtype=dtype, mixed_precision=mixed_precision, overestimate_penalty=overestimate_penalty,
+                           **columns)
     check_identified(problem, stacklevel=2)
     return fit_problem(problem, t0=t0)
 
@@ -452,7 +487,7 @@ def fit_problem(problem: FitProblem, *, t0: float | None = None) -> FitResult:
     cfg = problem.config(len(theta0))
     chunk_size = problem.chunk(cfg)
     out = solve(law, theta0, problem.logx, problem.logy, problem.free, cfg, chunk_size=chunk_size,
-                dtype=problem.dtype)
+                dtype=problem.dtype, weight=problem.weight)
     ok = np.isfinite(out.objective) & np.isin(out.status, OK_STATUSES)
     if not ok.any():
         raise FitError(_no_start_left(len(theta0), out.status))
@@ -466,6 +501,8 @@ def fit_problem(problem: FitProblem, *, t0: float | None = None) -> FitResult:
     settings = {
         "objective": problem.objective.name,
         "delta": problem.objective.delta,
+        "overestimate_penalty": problem.objective.overestimate,
+        "weighted": problem.weight is not None,
         "starts": problem.starts,
         "n_starts": int(len(theta0)),
         "fixed": dict(problem.fixed),
@@ -548,6 +585,7 @@ def objective(
     *,
     objective: str = "huber",
     delta: float = 1e-3,
+    overestimate_penalty: float = 1.0,
     **columns,
 ) -> float:
     """The objective a fit minimises, evaluated at given natural-scale parameters.
@@ -563,12 +601,13 @@ def objective(
     True
     """
     law = get(law)
-    obj = make_objective(objective, delta)
+    obj = make_objective(objective, delta, overestimate_penalty)
     theta = jnp.asarray(law.from_natural(params))
     data = ScalingData.coerce(data, **columns)
     logx, logy = data.design(law.covariates, law.name)
     lp = jax.vmap(law.log_predict, in_axes=(None, 0))(theta, jnp.asarray(logx))
-    f, *_ = value_and_weights(obj, (lp - jnp.asarray(logy))[None, :])
+    weight = None if data.weight is None else jnp.asarray(data.weight)[None, :]
+    f, *_ = value_and_weights(obj, (lp - jnp.asarray(logy))[None, :], weight=weight)
     value = float(f[0])
     if not math.isfinite(value):
         raise FitError(f"The objective is not finite at {dict(params)}.")

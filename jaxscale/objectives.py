@@ -12,6 +12,17 @@ and Levenberg-Marquardt see the same scale as Hoffmann et al. and Epoch AI
   ``Z(delta) = sqrt(2 pi) (1 - 2 Phi(-delta)) + 2 exp(-delta^2/2) / delta``;
   the scale is profiled out (its optimum given the residuals is found exactly
   at every step) and reported as ``sigma``.
+
+``huber`` takes an ``overestimate`` factor (asymmetric Huber, as OLMo-core's
+ladder fits: ``overestimate_penalty`` of ``ChinchillaParametricFit`` in
+``src/olmo_core/model_ladder/analysis/scaling_laws.py``): a point the law
+over-predicts (``r > 0``) has its Huber term multiplied by it, so a factor
+> 1 pushes the curve towards the lower envelope of the losses. ``1`` is plain
+Huber, exactly.
+
+Per-point weights (``ScalingData.weight``, bootstrap counts) multiply each
+point's term, the likelihood's ``log sigma + log Z`` included: a weight of 2
+is the same objective as the point given twice.
 """
 
 from __future__ import annotations
@@ -22,32 +33,49 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from jaxscale import validate
+from jaxscale.errors import ArgumentError
 
 OBJECTIVES = ("huber", "squared", "likelihood")
 
 
 class Objective(NamedTuple):
-    """Which objective and its Huber ``delta`` (hashable: keys compiled solvers)."""
+    """Which objective, its Huber ``delta`` and its ``overestimate`` factor (hashable: keys compiled solvers)."""
 
     name: str = "huber"
     delta: float = 1e-3
+    overestimate: float = 1.0
 
 
-def make_objective(name: str, delta: float) -> Objective:
+def make_objective(name: str, delta: float, overestimate: float = 1.0) -> Objective:
     """An :class:`Objective`, its arguments checked (an :class:`~jaxscale.errors.ArgumentError` if bad).
+
+    ``overestimate`` (> 0) multiplies the Huber term of every point the law over-predicts; only the ``huber``
+    objective takes one other than 1.
 
     >>> import numpy as np
     >>> make_objective("huber", np.float32(0.5))
-    Objective(name='huber', delta=0.5)
+    Objective(name='huber', delta=0.5, overestimate=1.0)
+    >>> make_objective("huber", 1e-3, overestimate=10).overestimate
+    10.0
     """
     name = validate.choice(name, "objective", OBJECTIVES)
-    return Objective(name, validate.positive(delta, "delta"))
+    overestimate = validate.positive(overestimate, "overestimate_penalty")
+    if overestimate != 1.0 and name != "huber":
+        raise ArgumentError(f"overestimate_penalty={overestimate:g} applies to objective='huber' only; got "
+                            f"objective={name!r}.")
+    return Objective(name, validate.positive(delta, "delta"), overestimate)
 
 
-def huber(r, delta):
-    """Huber penalty, ``scipy.special.huber(delta, r)``."""
+def huber(r, delta, overestimate: float = 1.0):
+    """Huber penalty, ``scipy.special.huber(delta, r)``; times ``overestimate`` where ``r > 0``.
+
+    >>> import numpy as np
+    >>> np.asarray(huber(np.array([-2e-3, 0.0, 2e-3]), 1e-3, overestimate=10.0)).tolist()
+    [1.5e-06, 0.0, 1.5e-05]
+    """
     a = jnp.abs(r)
-    return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    rho = jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    return rho if overestimate == 1.0 else jnp.where(r > 0, overestimate * rho, rho)
 
 
 def huber_log_normalizer(delta: float) -> float:
@@ -119,6 +147,9 @@ def value_and_weights(obj: Objective, r, eta: float = 1.0, weight=None):
         rho = jnp.where(quad, 0.5 * r * r, d * (a - 0.5 * d))
         psi = jnp.clip(r, -d, d)
         w = jnp.where(quad, 1.0, eta * d / jnp.where(quad, 1.0, a))
+        if obj.overestimate != 1.0:  # a static factor: plain Huber compiles (and computes) exactly as before
+            over = jnp.where(r > 0, obj.overestimate, 1.0)
+            rho, psi, w = rho * over, psi * over, w * over
     if weight is not None:
         rho, psi, w = _weigh(weight, rho, psi, w)
     return rho.sum(-1), psi, w, jnp.zeros(r.shape[:-1], r.dtype)

@@ -511,10 +511,19 @@ def solve(
     dtype=jnp.float64,
     devices=None,
     progress=None,
+    weight: np.ndarray | None = None,
 ) -> SolveOutput:
-    """Solve every start on one data set; see :func:`solve_chunks`. Returns host (NumPy) arrays."""
+    """Solve every start on one data set; see :func:`solve_chunks`. Returns host (NumPy) arrays.
+
+    ``weight`` ``(n_points,)``, optional, multiplies each point's term of the objective (a point of weight 0 does
+    not count, even where the law is not finite there).
+    """
     logy = np.asarray(logy, np.float64)
-    reps = Replicates(1, lambda lo, hi: (logy[None], None))
+    if weight is None:
+        reps = Replicates(1, lambda lo, hi: (logy[None], None))
+    else:
+        w = np.asarray(weight, np.float64)[None]
+        reps = Replicates(1, lambda lo, hi: (logy[None], w), weighted=True)
     outs = [out for _, _, out in solve_chunks(law, starts, logx, free, cfg, reps, chunk_size=chunk_size,
                                               dtype=dtype, devices=devices, progress=progress)]
     return SolveOutput(*(np.concatenate(parts) for parts in zip(*outs)))

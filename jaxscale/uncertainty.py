@@ -78,9 +78,10 @@ def _draw_indices(key, reps, n_draw):
 class _Resampler:
     """Per-replicate rows for the solver, drawn lazily and reproducibly."""
 
-    def __init__(self, method, key, logy, fitted, codes, n_clusters):
+    def __init__(self, method, key, logy, fitted, codes, n_clusters, weight=None):
         self.method, self.key, self.logy = method, key, logy
         self.fitted, self.codes, self.n_clusters = fitted, codes, n_clusters
+        self.weight = weight  # the data's per-point weights: they multiply the resample counts
         self.n = logy.shape[0]
         self._cache = (None, None)
 
@@ -100,6 +101,11 @@ class _Resampler:
             out = (np.broadcast_to(self.logy, (hi - lo, self.n)), counts)
         self._cache = ((lo, hi), out)
         return out
+
+    def rows(self, lo, hi):
+        """What the solver fits for replicates ``lo..hi-1``: the draws, their counts times the data's weights."""
+        logy, counts = self.draws(lo, hi)
+        return logy, (counts if counts is None or self.weight is None else counts * self.weight)
 
 
 def _unidentified(counts, logx, n_free):
@@ -676,6 +682,7 @@ def bootstrap(
     progress: bool | Callable[[int, int], None] | None = None,
     point: FitResult | None = None,
     mixed_precision: bool | None = None,
+    overestimate_penalty: float = 1.0,
     **columns,
 ) -> BootstrapResult:
     """Bootstrap a scaling-law fit: every resample solved from every start (by default, from every distinct
@@ -683,8 +690,10 @@ def bootstrap(
 
     Parameters
     ----------
-    law, data, objective, delta, fixed, max_iter, ftol, xtol, dtype, mixed_precision, **columns
-        As for :func:`jaxscale.fit` (``mixed_precision=None`` counts the
+    law, data, objective, delta, overestimate_penalty, fixed, max_iter, ftol, xtol, dtype, mixed_precision, **columns
+        As for :func:`jaxscale.fit` (the data's per-point weights multiply
+        the resample counts of ``pairs`` and ``cluster`` resamples and the
+        jackknife's; ``residual`` refuses weighted data; ``mixed_precision=None`` counts the
         starts of every resample, and is off for ``starts="auto"`` and
         ``"warm"``: from the point fit's optima a float32 phase only adds
         iterations, 29 instead of 15.5 per fit on Epoch's data).
@@ -788,11 +797,16 @@ def bootstrap(
     # The point fit and the replicates share one set-up; "auto" and "warm" replicates start from its optima.
     problem = make_problem(law, data, starts="grid" if at_optima else starts, key=k_starts, objective=objective,
                            delta=delta, fixed=fixed, max_iter=max_iter, ftol=ftol, xtol=xtol, chunk_size=chunk_size,
-                           memory_limit=memory_limit, dtype=dtype, mixed_precision=mixed_precision, **columns)
+                           memory_limit=memory_limit, dtype=dtype, mixed_precision=mixed_precision,
+                           overestimate_penalty=overestimate_penalty, **columns)
     data, obj, dtype, logx, logy = problem.data, problem.objective, problem.dtype, problem.logx, problem.logy
     free, fixed_values, n_free = problem.free, problem.fixed, problem.n_free
     if method is None:
         method = default_method(data)
+    if method == "residual" and problem.weight is not None:
+        raise ArgumentError("method='residual' does not take per-point weights (it would move residuals between "
+                            "points of different weight); use method='pairs' or 'cluster', or drop the weight "
+                            "column.")
     codes, n_clusters, cluster_col = None, 0, None
     if method == "cluster":
         codes, n_clusters, cluster_col = _clusters(data, cluster)
@@ -802,10 +816,11 @@ def bootstrap(
             point = fit_problem(problem)
         solve_s = point.seconds - compiling.seconds
     elif (point.law.name, point.law.options, point.fingerprint, point.settings["objective"], point.settings["delta"],
-          point.settings.get("fixed", {})) != (law.name, law.options, data.fingerprint(), obj.name, obj.delta,
-                                               fixed_values):
-        raise FitError("point was fitted with a different law, data (fingerprint), objective, delta or fixed "
-                       "parameters than this bootstrap; refit it or drop point=.")
+          point.settings.get("overestimate_penalty", 1.0), point.settings.get("fixed", {})) != (
+            law.name, law.options, data.fingerprint(), obj.name, obj.delta, obj.overestimate, fixed_values):
+        raise FitError("point was fitted with a different law, data (fingerprint, weights included), objective, "
+                       "delta, overestimate_penalty or fixed parameters than this bootstrap; refit it or drop "
+                       "point=.")
     else:
         solve_s = None  # its time includes compiling, perhaps in another shape: the first chunk is timed instead
     auto = None
@@ -840,10 +855,10 @@ def bootstrap(
     # finite predictions, but law.predict would reject its natural value
     fitted = np.asarray(jax.vmap(law.log_predict, in_axes=(None, 0))(jnp.asarray(point.theta), jnp.asarray(logx)),
                         np.float64)
-    sampler = _Resampler(method, k_resample, logy, fitted, codes, n_clusters)
+    sampler = _Resampler(method, k_resample, logy, fitted, codes, n_clusters, problem.weight)
 
     def unidentified(lo, hi):
-        return _unidentified(sampler.draws(lo, hi)[1], logx, n_free)
+        return _unidentified(sampler.rows(lo, hi)[1], logx, n_free)
 
     skip = None if method == "residual" else unidentified
     if progress is None and n_fits <= chunk_size:
@@ -853,7 +868,7 @@ def bootstrap(
                                                        n_fits, estimate=estimate))
         if not rate:
             show = stack.enter_context(_progress.FirstChunkEstimate(show, what, cheaper))
-        best = _solve_replicates(law, theta0, logx, free, cfg, n_resamples, sampler.draws, method != "residual",
+        best = _solve_replicates(law, theta0, logx, free, cfg, n_resamples, sampler.rows, method != "residual",
                                  skip, chunk_size=int(chunk_size), dtype=dtype, devices=devices, progress=show)
         if estimate is None and show is not None and getattr(show, "seconds", None) is not None:
             estimate = show.seconds
@@ -894,7 +909,8 @@ def bootstrap(
     draws = pd.DataFrame(nat[ok], columns=list(law.param_names))
 
     def jackknife():
-        return _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes if method == "cluster" else None)
+        return _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes if method == "cluster" else None,
+                          problem.weight)
 
     settings = dict(point.settings)
     settings.update({
@@ -950,6 +966,7 @@ def refit(
     xtol: float = 1e-7,
     dtype=None,
     devices=None,
+    overestimate_penalty: float = 1.0,
 ) -> Refits:
     """Refit one design under many per-point weightings at once: row ``r`` of ``weights`` is one problem.
 
@@ -957,7 +974,8 @@ def refit(
     computation (the solver's replicates, as the bootstrap's), so leave-out, leave-future-out or reweighted
     fits cost one compiled program however many there are. A problem whose points (weight > 0) cannot
     identify the law (a covariate with fewer than 2 distinct values, or fewer distinct points than free
-    parameters) is not solved and is reported ``"unidentified"``.
+    parameters) is not solved and is reported ``"unidentified"``. The data's own per-point weights
+    (``ScalingData.weight``) multiply every row of ``weights``.
 
     >>> import numpy as np, jaxscale
     >>> from jaxscale.uncertainty import refit
@@ -970,7 +988,8 @@ def refit(
     (['converged', 'converged'], True)
     """
     problem = make_problem(law, data, starts=starts, objective=objective, delta=delta, fixed=fixed,
-                           max_iter=max_iter, ftol=ftol, xtol=xtol, dtype=dtype)
+                           max_iter=max_iter, ftol=ftol, xtol=xtol, dtype=dtype,
+                           overestimate_penalty=overestimate_penalty)
     law, data, logx, logy = problem.law, problem.data, problem.logx, problem.logy
     try:
         weights = np.asarray(weights, np.float64)
@@ -982,6 +1001,8 @@ def refit(
                             f"{weights.shape}.")
     if not np.all(np.isfinite(weights) & (weights >= 0)):
         raise ArgumentError("weights must be finite and >= 0.")
+    if problem.weight is not None:
+        weights = weights * problem.weight
     cfg = SolverConfig(objective=problem.objective, max_iter=problem.max_iter, ftol=problem.ftol, xtol=problem.xtol)
     bad = _unidentified(weights, logx, problem.n_free)
     best = _solve_replicates(law, problem.theta0, logx, problem.free, cfg, len(weights),
@@ -1020,14 +1041,15 @@ def _clusters(data: ScalingData, cluster):
     return codes.ravel(), n_clusters, cluster
 
 
-def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes):
-    """Leave-one-out refits from the point estimate (one per point, or per cluster)."""
+def _jackknife(law, logx, logy, point, free, cfg, dtype, devices, codes, weight=None):
+    """Leave-one-out refits from the point estimate (one per point, or per cluster), under the data's weights."""
     n = logy.shape[0]
     labels = np.arange(n) if codes is None else codes
     m = int(labels.max()) + 1
+    weight = np.ones(n) if weight is None else weight
 
     def rows(lo, hi):  # leave out point (or cluster) lo..hi-1, built per chunk: never an n x n matrix
-        return np.broadcast_to(logy, (hi - lo, n)), (labels[None, :] != np.arange(lo, hi)[:, None]).astype(float)
+        return np.broadcast_to(logy, (hi - lo, n)), (labels[None, :] != np.arange(lo, hi)[:, None]) * weight
 
     best = _solve_replicates(law, point.theta[None, :], logx, free, cfg, m, rows, True, None, dtype=dtype,
                              devices=devices)

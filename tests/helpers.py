@@ -74,6 +74,49 @@ def case(name):
     if name == "sigmoid":
         p = dict(floor=0.25, ceiling=0.85, k=1.2, x0=1e22)
         return jaxscale.laws.get("sigmoid"), p, dict(C=np.logspace(19, 25, 25)), dict(fixed={"floor": 0.25}), 1e-4
+    if name == "mlpr":
+        # compute as a fraction of the target model's, as the GPT-4 report plots it (Fig. 2): MLPR from 25 to 0.8.
+        # 17 points: with 13 the noisy draw of synthetic() leaves the near-L1 Huber optimum flat along one line
+        return jaxscale.laws.get("mlpr"), dict(alpha=0.8, k=0.25), dict(C=np.logspace(-6, 0, 17)), {}, 1e-4
+    if name == "coverage":
+        # Brown et al.'s range: 1 to 10,000 samples; coverage from 0.2 to 0.9
+        return (jaxscale.laws.get("coverage"), dict(A=1.5, beta=0.25), dict(samples=np.logspace(0, 4, 17)), {},
+                1e-4)
+    if name == "m1":
+        return jaxscale.laws.get("m1"), dict(beta=3.0, c=-0.3), dict(x=np.logspace(3, 9, 20)), {}, 1e-4
+    if name == "m2":
+        return jaxscale.laws.get("m2"), dict(E=0.3, A=5.0, alpha=0.3), dict(x=np.logspace(3, 9, 25)), {}, 1e-4
+    if name == "m3":
+        # saturates near x = 1/gamma = 1e7, inside the design
+        return jaxscale.laws.get("m3"), dict(beta=2.0, c=-0.4, gamma=1e-7), dict(x=np.logspace(3, 10, 30)), {}, 1e-3
+    if name == "m4":
+        # from near eps_0 (x = 1) to near eps_inf (x = 1e9): the sigmoid and its power-law tail
+        p = dict(eps_inf=0.2, eps_0=1.0, beta=5.0, c=-0.3, alpha=1.5)
+        return jaxscale.laws.get("m4"), p, dict(x=np.logspace(0, 9, 30)), {}, 1e-3
+    if name == "overtraining":
+        # Gadre et al.'s RedPajama fit, rounded; token multipliers 5 to 320 at each size identify a and b apart.
+        N, M = _grid(np.logspace(7, 9.5, 6), np.array([5.0, 20.0, 80.0, 320.0]))
+        p = dict(E=1.84, a=212.0, b=366.0, eta=0.136)
+        return jaxscale.laws.get("overtraining"), p, dict(N=N, D=M * N), {}, 1e-4
+    if name == "loss_to_error":
+        # Gadre et al.'s 17-task error law on RedPajama, rounded; C4 eval losses 2.4 to 5.5 as their runs span.
+        p = dict(eps=0.857, k=2.21, gamma=0.716)
+        return jaxscale.laws.get("loss_to_error"), p, dict(x=np.linspace(2.4, 5.5, 16)), {}, 1e-4
+    if name == "moe_clark":
+        N, E = _grid(np.logspace(7, 10, 6), 2.0 ** np.arange(10))
+        return jaxscale.laws.get(name), dict(a=-0.08, b=-0.1, c=0.004, d=2.7), dict(N=N, experts=E), {}, 1e-6
+    if name == "moe_granularity":
+        N, D, G = _grid(np.logspace(6, 10, 6), np.logspace(8, 12, 6), 2.0 ** np.arange(6))
+        p = dict(c=0.5, a=20.0, g=3.0, b=30.0, alpha=0.12, beta=0.15, gamma=0.6)
+        return jaxscale.laws.get(name), p, dict(N=N, D=D, granularity=G), {}, 1e-3
+    if name == "precision":
+        N, D, P = _grid(np.logspace(7, 10, 5), np.logspace(9, 12, 5), np.array([2, 3, 4, 6, 8, 12, 16.0]))
+        p = dict(E=1.7, A=400.0, B=400.0, alpha=0.34, beta=0.28, gamma=2.5)
+        return jaxscale.laws.get(name), p, dict(N=N, D=D, precision=P), {}, 1e-4
+    if name == "precision_ptq":
+        N, D, P = _grid(np.logspace(7, 10, 5), np.logspace(9, 12, 5), np.array([2, 3, 4, 6, 8, 16.0]))
+        p = dict(E=1.7, A=400.0, B=400.0, C_T=0.05, alpha=0.34, beta=0.28, gamma_D=0.5, gamma_N=0.4, gamma_post=1.0)
+        return jaxscale.laws.get(name), p, dict(N=N, D=D, precision_post=P), {}, 1e-3
     raise KeyError(name)
 
 
@@ -88,6 +131,18 @@ LAW_NAMES = [
     "multi_power",
     "curve_nd",
     "curve",
+    "mlpr",
+    "coverage",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "overtraining",
+    "loss_to_error",
+    "moe_clark",
+    "moe_granularity",
+    "precision",
+    "precision_ptq",
 ]
 #: Laws of loss curves: their data are checkpoints of runs (see curve_runs).
 CURVE_LAWS = ("tissue", "multi_power", "curve_nd", "curve")
@@ -101,8 +156,14 @@ def synthetic(name, noise=0.0, seed=0):
     if name in CURVE_LAWS:
         data = jaxscale.ScalingData.from_arrays(loss=y, **curve_runs((5e7, 1e8, 2e8, 4e8) if name == "curve_nd"
                                                                      else (1e8,)))
-    else:
+    elif set(cov) <= {"N", "D", "C", "U", "x"}:
         data = jaxscale.ScalingData.from_arrays(loss=y, **cov)
+    else:
+        # roles from_arrays has no keyword for (samples, precision, ...) go through a frame mapped explicitly
+        import pandas as pd
+
+        frame = pd.DataFrame({**cov, "y": y})
+        data = jaxscale.ScalingData.from_frame(frame, aliases=False, y="y", **{c: c for c in cov})
     return law, p, data, kw, tol
 
 

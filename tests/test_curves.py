@@ -1,10 +1,8 @@
 """Laws of whole loss curves through fit, bootstrap, bayes, forecast and backtest; early-run forecasts; the CLI."""
 
 import json
-import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import jaxscale

@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = ["01_quickstart", "02_bayesian", "03_uncertainty_at_scale", "04_allocation", "05_forecast_and_downstream",
-            "07_training_curves"]
+            "06_downstream_and_inference", "07_training_curves"]
 CELL_TIMEOUT = 600  # seconds per cell: generous, the slowest cell takes ~30 s on a 2-core CPU
 
 

@@ -78,7 +78,9 @@ class BayesModel:
         self.priors = resolve_priors(law, priors, self.fixed, likelihood, extra)
         for n in taus:
             self.priors.setdefault(n, TAU_PRIOR() if tau_scale is None else dist.HalfNormal(float(tau_scale)))
-        self.args = (np.asarray(logx), np.asarray(logy), index.astype(np.int32), np.ones(len(logy), bool))
+        # the mask slot carries the data's per-point weights when it has some (see __call__)
+        mask = np.ones(len(logy), bool) if data.weight is None else np.asarray(data.weight, np.float64)
+        self.args = (np.asarray(logx), np.asarray(logy), index.astype(np.int32), mask)
         self.runs = None
         if self.run_effect:
             labels, run_index = np.unique(np.asarray(data.run).astype(str), return_inverse=True)
@@ -159,9 +161,17 @@ class BayesModel:
         else:
             obs_dist = dist.Normal(mu, sigma)
         with numpyro.plate("obs", logx.shape[0]):
+            weight = None
             if mask is not None:
-                obs_dist = obs_dist.mask(jnp.asarray(mask, bool))
-            numpyro.sample(OBS, obs_dist, obs=None if logy is None else jnp.asarray(logy))
+                mask = jnp.asarray(mask)
+                if mask.dtype != jnp.bool_:  # per-point weights: each row's log-likelihood times its weight
+                    weight, mask = jnp.where(mask > 0, mask, 1.0), mask > 0
+                obs_dist = obs_dist.mask(mask)
+            if weight is None:
+                numpyro.sample(OBS, obs_dist, obs=None if logy is None else jnp.asarray(logy))
+            else:
+                with numpyro.handlers.scale(scale=weight):
+                    numpyro.sample(OBS, obs_dist, obs=None if logy is None else jnp.asarray(logy))
 
     def __repr__(self) -> str:
         pool = "" if self.pooling is None else f", pooling={self.pooling}, groups={len(self.groups)}"

@@ -128,7 +128,7 @@ def data_args(f: argparse.ArgumentParser, law_list: bool = False) -> None:
     f.add_argument("--law-option", action="append", type=law_option, default=[], metavar="NAME=VALUE",
                    help="law option, e.g. resource=C for `power`")
     f.add_argument("--col", action="append", type=col, default=[], metavar="ROLE=COLUMN",
-                   help="map a role (N, D, C, U, x, loss, group, run) to a column; over a data set's default "
+                   help="map a role (N, D, C, U, x, loss, group, run, weight) to a column; over a data set's default "
                         "roles (ROLE= with no column unmaps one)")
     f.add_argument("--sep", type=sep, default=None, metavar="CHAR",
                    help="CSV field separator (default: sniffed from the file: comma, semicolon, tab or |)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxscale.cli.args import MIXED, budget, common, count, default_budgets, inputs, level, point
+from jaxscale.cli.fit import overestimate_penalty
 from jaxscale.cli.forecast_args import STARTS_HELP, add_progress, progress, resample_starts
 from jaxscale.uncertainty import BOOTSTRAP_STARTS
 
@@ -10,6 +11,7 @@ from jaxscale.uncertainty import BOOTSTRAP_STARTS
 def add_parser(sub) -> None:
     b = sub.add_parser("bootstrap", help="bootstrap a fit: SEs and intervals of parameters and derived quantities")
     common(b)
+    overestimate_penalty(b)
     b.add_argument("-n", "--resamples", type=count("--resamples"), default=1000,
                    help="number of resamples (default 1000)")
     b.add_argument("--method", choices=["pairs", "residual", "cluster"], default=None,
@@ -56,7 +58,8 @@ def run(args) -> int:
     res = jaxscale.bootstrap(law, data, args.resamples, key=args.seed, method=args.method, starts=args.starts,
                              cluster=args.cluster, objective=args.objective, delta=args.delta, fixed=fixed or None,
                              dtype=args.dtype, chunk_size=args.chunk_size, memory_limit=args.memory_limit,
-                             progress=progress(args), mixed_precision=MIXED[args.mixed_precision])
+                             progress=progress(args), mixed_precision=MIXED[args.mixed_precision],
+                             overestimate_penalty=args.overestimate_penalty)
     out = res.to_dict(level=args.level, method=args.interval, derived=derived)
     pct = f"{100 * args.level:g}% {args.interval}"
     rows = [(k, v) for k, v in out["params"].items()] + [(k, v) for k, v in out["derived"].items()]

@@ -1,8 +1,36 @@
-"""The law specification and the registry of named laws."""
+"""The law specification and the registry of named laws.
+
+Laws from other packages
+------------------------
+An installed package registers laws through the entry-point group ``jaxscale.laws``: each entry is
+``name = "module:attr"``, where ``attr`` is a :class:`Law` named ``name`` or a factory ``f(**options) -> Law``
+that builds one with no options (as every built-in law does). In the package's ``pyproject.toml``::
+
+    [project.entry-points."jaxscale.laws"]
+    saturating = "mypackage.laws:saturating"
+
+After ``pip install mypackage``, ``jaxscale.laws.get("saturating")``, ``jaxscale.fit("saturating", data)`` and
+``jaxscale fit DATA.csv --law saturating`` use it, and ``jaxscale laws`` lists it with its package.
+
+* The entry points are read on the first lookup that needs them (:func:`available`, :func:`plugins`, or
+  :func:`get` of a name not registered yet), never by ``import jaxscale``; reading them imports no package. A
+  law's module is imported when :func:`get` first builds the law, so a broken package breaks only its own laws.
+* Everything that can go wrong raises a one-line :class:`~jaxscale.errors.LawError` naming the law, the package
+  and the entry point, when the law is used: a module that cannot be imported, an object that is neither a Law
+  nor a factory, a factory that fails, or a Law that fails validation (its name must be the entry point's; its
+  parameters need known transforms and kinds, finite start grids and priors; its covariates must be known roles;
+  ``log_predict`` must give a finite scalar at one point, each parameter at its first grid value and every
+  covariate 10, and ``log_predict_jac``, if given, agree with it there).
+* A package cannot replace a built-in law, nor a law registered with :func:`register` before the entry points
+  are read: such an entry point is ignored, and :func:`check_plugins` (and ``jaxscale laws``, as a warning)
+  reports it. Two packages registering one name make that name raise until one is uninstalled.
+* :func:`check_plugins` imports and validates every plugin law at once: the check for a plugin's own tests.
+"""
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -194,6 +222,13 @@ class Law(NamedTuple):
         must agree with ``log_predict`` and its autodiff Jacobian (the tests
         check every law that has one). Without it the solver uses
         ``jax.value_and_grad`` of ``log_predict``.
+    check_fn
+        Optional ``check_fn(values, logy) -> None`` for a law whose parameters
+        constrain each other or the data (``m4``: ``eps_0 > eps_inf``, losses
+        inside ``(eps_inf, eps_0)``): ``values`` maps some parameter names to
+        natural values (those of :meth:`predict`, or a fit's fixed ones) and
+        ``logy`` holds the log losses or is ``None``. It raises a jaxscale
+        error; :meth:`predict` and :func:`jaxscale.fit` call it before any work.
 
     Notes
     -----
@@ -212,6 +247,7 @@ class Law(NamedTuple):
     starts_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     options: tuple[tuple[str, Any], ...] = ()
     log_predict_jac: Callable[[Any, Any], Any] | None = None
+    check_fn: Callable[[Mapping[str, Any], np.ndarray | None], None] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -285,6 +321,8 @@ class Law(NamedTuple):
         import jax
 
         theta = jnp.asarray(self.from_natural(params))
+        if self.check_fn is not None:
+            self.check_fn(params, None)
         logx = log_covariates(self, covariates)
         shape = np.broadcast_shapes(*(np.shape(covariates[c]) for c in self.covariates))
         f = jax.vmap(self.log_predict, in_axes=(None, 0))
@@ -369,6 +407,8 @@ def get(name: str | Law, **options) -> Law:
         if options:
             raise LawError("Options can only be given with a law name, not a Law object.")
         return name
+    if isinstance(name, str) and name not in _REGISTRY:
+        _discover_plugins()
     if not isinstance(name, str) or name not in _REGISTRY:
         raise LawError(f"Unknown law {name!r}; expected one of {available()}.")
     try:
@@ -380,12 +420,16 @@ def get(name: str | Law, **options) -> Law:
 def unregister(name: str) -> None:
     """Remove a registered law (e.g. one registered in a notebook or a test)."""
     if name not in _REGISTRY:
+        _discover_plugins()
+    if name not in _REGISTRY:
         raise LawError(f"Unknown law {name!r}; expected one of {available()}.")
     del _REGISTRY[name]
 
 
 def available() -> list[str]:
-    """Names of all registered laws, sorted."""
+    """Names of all registered laws, sorted: the built-in ones, those registered with :func:`register`, and those
+    installed packages register (:func:`plugins`; listing them imports nothing of theirs)."""
+    _discover_plugins()
     return sorted(_REGISTRY)
 
 
@@ -405,3 +449,291 @@ def check_theta(law: Law, theta: Sequence[float] | np.ndarray, what: str = "star
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise LawError(f"{what} row {bad[0]} column {law.fit_names[bad[1]]!r} is not finite.")
     return arr
+
+
+# Laws from installed packages ---------------------------------------------------------------------------------
+
+#: The entry-point group through which an installed package registers laws (see the module docstring).
+ENTRY_POINT_GROUP = "jaxscale.laws"
+
+
+class PluginLaw(NamedTuple):
+    """A law that an installed package registers in the ``jaxscale.laws`` entry-point group.
+
+    Parameters
+    ----------
+    name
+        The law's name: the entry point's name.
+    value
+        Where the law or its factory lives, ``"module:attr"``.
+    package, version
+        The distribution that declares the entry point (as ``pip show`` names it).
+    """
+
+    name: str
+    value: str
+    package: str
+    version: str
+
+
+#: Plugin laws read from the entry points, by name; None until first needed (a lookup of a name that is not
+#: registered, or :func:`available`), so ``import jaxscale`` reads no package metadata.
+_PLUGINS: dict[str, PluginLaw] | None = None
+#: Entry points found but not registered (a name that is already taken), as messages for :func:`check_plugins`.
+_PLUGIN_PROBLEMS: list[str] = []
+#: Where a plugin law's validation evaluates ``log_predict``: each parameter at its first grid value and every
+#: covariate at this value (every built-in law is finite there).
+_CHECK_COVARIATE = 10.0
+_KINDS = ("coefficient", "exponent")
+
+
+def _where(plugin: PluginLaw) -> str:
+    return (f"law {plugin.name!r} from package {plugin.package!r} (entry point '{plugin.name} = {plugin.value}' "
+            f"in group {ENTRY_POINT_GROUP!r})")
+
+
+def _exc(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _preview(x, n: int = 60) -> str:
+    text = repr(x)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+class _PluginFactory:
+    """The registry entry of a plugin law: imports its entry point on first use, then builds and validates it."""
+
+    def __init__(self, plugin: PluginLaw, entry_point, problem: str | None = None):
+        self.plugin = plugin
+        self._entry_point = entry_point
+        self._problem = problem
+        self._object = None
+        self._valid: dict[Law, None] = {}  # laws already validated (a factory builds equal laws for equal options)
+
+    def __call__(self, **options) -> Law:
+        where = _where(self.plugin)
+        if self._problem:
+            raise LawError(self._problem)
+        if self._object is None:
+            try:
+                obj = self._entry_point.load()
+            except Exception as e:  # a broken package fails its own law only, never the registry
+                raise LawError(f"The {where} cannot be imported: {_exc(e)}.") from e
+            if not (isinstance(obj, Law) or callable(obj)):
+                raise LawError(f"The {where} is {_preview(obj)} ({type(obj).__name__}); expected a jaxscale.laws.Law or a factory "
+                               f"f(**options) -> Law.")
+            self._object = obj
+        obj = self._object
+        if isinstance(obj, Law):
+            law = _with_options(obj, options)
+        else:
+            try:
+                law = obj(**options)
+            except LawError as e:
+                raise LawError(f"The {where}: {e}") from None
+            except TypeError as e:
+                raise LawError(f"Bad options for the {where}: {_exc(e)}.") from e
+            except Exception as e:
+                raise LawError(f"The {where} failed to build with options {options}: {_exc(e)}.") from e
+        try:
+            if law in self._valid:
+                return law
+        except TypeError:  # unhashable: not a valid Law, which validation says below
+            pass
+        _check_law(law, self.plugin.name, f"The {where}")
+        self._valid[law] = None
+        return law
+
+
+def _check_law(law, name: str, where: str) -> None:
+    """Raise a one-line LawError starting with ``where`` unless ``law`` is a :class:`Law` jaxscale can fit.
+
+    The checks the built-in laws pass by construction (tests/test_laws.py runs the deeper ones on them): the name,
+    parameters with known transforms, kinds, finite start grids and priors, covariates that are known roles, and
+    ``log_predict`` giving a finite scalar at one point (and ``log_predict_jac`` agreeing with it there).
+    """
+    from jaxscale import schedule
+
+    def bad(what: str):
+        raise LawError(f"{where} {what}.")
+
+    if not isinstance(law, Law):
+        bad(f"gave {_preview(law)} ({type(law).__name__}); expected a jaxscale.laws.Law (the entry point must name a Law or a "
+            f"factory f(**options) -> Law)")
+    if law.name != name:
+        bad(f"built a Law named {law.name!r}; expected {name!r}, the entry point's name (saved fits name their law)")
+    if not callable(law.log_predict):
+        bad(f"has a log_predict that is not callable ({type(law.log_predict).__name__}); expected "
+            f"log_predict(theta, logx) -> scalar")
+    params = law.params
+    if not isinstance(params, tuple) or not params or not all(isinstance(p, Param) for p in params):
+        bad(f"has params {_preview(params)}; expected a non-empty tuple of jaxscale.laws.Param")
+    names = [p.name for p in params]
+    for p in params:
+        if not isinstance(p.name, str) or not p.name or names.count(p.name) > 1:
+            bad(f"has parameter names {names}; expected distinct non-empty strings")
+        if p.transform not in TRANSFORMS:
+            bad(f"has parameter {p.name!r} with transform {p.transform!r}; expected one of {sorted(TRANSFORMS)}")
+        if p.kind not in _KINDS:
+            bad(f"has parameter {p.name!r} of kind {p.kind!r}; expected one of {list(_KINDS)}")
+        try:
+            grid = np.asarray(p.grid, dtype=np.float64)
+        except (TypeError, ValueError):
+            grid = np.array([np.nan])
+        if not isinstance(p.grid, tuple) or grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
+            bad(f"has parameter {p.name!r} with grid {_preview(p.grid)}; expected a non-empty tuple of finite "
+                f"numbers (fitting coordinates)")
+        if p.prior is not None:
+            try:
+                loc, scale = (float(v) for v in p.prior)
+            except (TypeError, ValueError):
+                loc, scale = np.nan, np.nan
+            if not (np.isfinite(loc) and np.isfinite(scale) and scale > 0):
+                bad(f"has parameter {p.name!r} with prior {_preview(p.prior)}; expected None or (loc, scale) with "
+                    f"scale > 0")
+    known = (*COVARIATES, *schedule.KEYS)
+    cov = law.covariates
+    if not isinstance(cov, tuple) or not cov or len(set(cov)) < len(cov) or not all(c in known for c in cov):
+        roles = [c for c in known if not c.startswith("mp_")] + ["mp_0..."]
+        bad(f"has covariates {_preview(cov)}; expected a non-empty tuple of distinct roles from {roles}")
+    for field in ("formula", "reference"):
+        if not isinstance(getattr(law, field), str):
+            bad(f"has a {field} that is a {type(getattr(law, field)).__name__}; expected a string")
+    for field in ("starts_fn", "log_predict_jac", "check_fn"):
+        if getattr(law, field, None) is not None and not callable(getattr(law, field)):
+            bad(f"has a {field} that is not callable; expected None or a function")
+    if not isinstance(law.options, tuple):
+        bad(f"has options {_preview(law.options)}; expected a tuple of (name, value) pairs")
+    try:
+        hash(law)
+    except TypeError as e:
+        bad(f"cannot be hashed ({_exc(e)}); the solver keys its compiled programs by the Law, so its fields and "
+            f"options must be hashable (tuples, not lists)")
+
+    theta = jnp.asarray(np.array([p.grid[0] for p in params], dtype=np.float64))
+    logx = jnp.asarray(np.full(len(cov), np.log(_CHECK_COVARIATE)))
+    at = f"at theta = each parameter's first grid value, every covariate = {_CHECK_COVARIATE:g}"
+    try:
+        value = np.asarray(law.log_predict(theta, logx))
+    except Exception as e:
+        bad(f"has a log_predict that raised {_exc(e)} {at}")
+    if value.shape != ():
+        bad(f"has a log_predict that returned shape {value.shape} for one point {at}; expected a scalar")
+    if not np.isfinite(value):
+        bad(f"has a log_predict that returned {float(value)} {at}; expected a finite log prediction")
+    if law.log_predict_jac is not None:
+        try:
+            lp, jac = law.log_predict_jac(tuple(jnp.reshape(t, (1, 1)) for t in theta),
+                                          tuple(jnp.reshape(v, (1,)) for v in logx))
+            lp, jac = np.asarray(lp), [np.asarray(j) for j in jac]
+            grad = np.asarray(jax.grad(law.log_predict)(theta, logx))
+        except Exception as e:
+            bad(f"has a log_predict_jac that raised {_exc(e)} {at}; expected (lp, J) for blocks (see Law)")
+        if lp.shape != (1, 1) or len(jac) != len(params) or any(j.shape != (1, 1) for j in jac):
+            bad(f"has a log_predict_jac that returned lp of shape {lp.shape} and {len(jac)} partials for a (1, 1) "
+                f"block; expected shape (1, 1) and {len(params)} partials of shape (1, 1)")
+        if not np.allclose(lp[0, 0], value, rtol=1e-6, atol=1e-9) or not np.allclose(
+                [j[0, 0] for j in jac], grad, rtol=1e-5, atol=1e-8):
+            bad(f"has a log_predict_jac that disagrees with log_predict and its gradient {at}")
+
+
+def _plugin_info(entry_point) -> PluginLaw:
+    dist = getattr(entry_point, "dist", None)
+    package = getattr(dist, "name", None) or "an unknown package"
+    version = getattr(dist, "version", None) or ""
+    return PluginLaw(entry_point.name, entry_point.value, package, version)
+
+
+def _discover_plugins() -> None:
+    """Register the laws of the installed packages' ``jaxscale.laws`` entry points (once; imports nothing)."""
+    global _PLUGINS
+    if _PLUGINS is not None:
+        return
+    _PLUGINS = {}
+    from importlib.metadata import entry_points
+
+    try:
+        found = list(entry_points(group=ENTRY_POINT_GROUP))
+    except Exception as e:  # unreadable package metadata must not break the registry
+        _PLUGIN_PROBLEMS.append(f"The installed packages' entry points in group {ENTRY_POINT_GROUP!r} cannot be "
+                                f"read: {_exc(e)}.")
+        return
+    by_name: dict[str, list] = {}
+    for ep in found:
+        by_name.setdefault(ep.name, []).append(ep)
+    builtin = set(getattr(sys.modules.get("jaxscale.laws"), "BUILTIN", ()))
+    for name, eps in by_name.items():
+        infos = [_plugin_info(ep) for ep in eps]
+        if name in _REGISTRY:
+            taken = "a built-in law" if name in builtin else "a law registered with jaxscale.laws.register()"
+            _PLUGIN_PROBLEMS.extend(f"The {_where(p)} is ignored: {taken} has that name and a package cannot "
+                                    f"replace it; rename the entry point." for p in infos)
+            continue
+        problem = None
+        if len(infos) > 1:
+            problem = (f"Law {name!r} is registered by several packages "
+                       f"({', '.join(repr(p.package) for p in infos)}, entry-point group {ENTRY_POINT_GROUP!r}); "
+                       f"uninstall all but one.")
+        _REGISTRY[name] = _PluginFactory(infos[0], eps[0], problem)
+        _PLUGINS[name] = infos[0]
+
+
+def _reset_plugins() -> None:
+    """Forget the plugin laws read so far: the next lookup reads the entry points again (for tests)."""
+    global _PLUGINS
+    for name in [n for n, f in _REGISTRY.items() if isinstance(f, _PluginFactory)]:
+        del _REGISTRY[name]
+    _PLUGINS = None
+    _PLUGIN_PROBLEMS.clear()
+
+
+def plugins() -> dict[str, PluginLaw]:
+    """The laws installed packages register (entry-point group ``jaxscale.laws``), by name.
+
+    Reads the packages' metadata and imports none of them: a law's module is imported when :func:`get` first
+    builds it. :func:`check_plugins` imports and validates them all.
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> set(jaxscale.laws.plugins()) <= set(jaxscale.laws.available())
+    True
+    """
+    _discover_plugins()
+    return {name: info for name, info in sorted(_PLUGINS.items()) if isinstance(_REGISTRY.get(name), _PluginFactory)}
+
+
+def check_plugins(*, strict: bool = True) -> list[LawError]:
+    """Import, build (with default options) and validate every law that installed packages register.
+
+    Parameters
+    ----------
+    strict
+        Raise the first problem (the default: a plugin author's test), or return them all (``jaxscale laws``
+        prints each as a warning).
+
+    Returns
+    -------
+    list of LawError
+        One per problem, each naming the law, its package and its entry point: a module that cannot be imported,
+        an object that is not a Law or a factory, a factory that fails with no options, a Law that fails
+        validation, or a name that is already taken (a built-in law's: the entry point is ignored).
+
+    Examples
+    --------
+    >>> import jaxscale
+    >>> jaxscale.laws.check_plugins()  # no problems: nothing raised
+    []
+    """
+    _discover_plugins()
+    problems = [LawError(message) for message in _PLUGIN_PROBLEMS]
+    for name in plugins():
+        try:
+            get(name)
+        except LawError as e:
+            problems.append(e)
+    if strict and problems:
+        raise problems[0]
+    return problems
