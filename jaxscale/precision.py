@@ -27,11 +27,10 @@ so the lowest precision in the range is optimal (``at_edge``); with ``parts = k 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from jaxscale import validate
 from jaxscale.errors import ArgumentError
-from jaxscale.routed import Allocation, check_candidates, check_range, law_source, minimize_log
+from jaxscale.routed import Allocation, allocation, check_candidates, check_range, law_source, minimize_log
 
 
 def _precision_optimum(p, C, log_P, parts, k, ref):
@@ -113,15 +112,7 @@ def precision_optimal(fit, budget, *, precision=(2.0, 16.0), candidates=None, la
         return {"budget": np.broadcast_to(C, bits.shape), "P_opt": bits, "N_opt": N, "D_opt": D, "L_opt": L,
                 "tokens_per_param": D / N, "at_edge": edge}
 
-    point = solve({name: [v] for name, v in src.point.items()})
-    table = pd.DataFrame({name: v[0] for name, v in point.items()})
-    draws = None
-    if src.draws is not None:
-        cols = src.columns()
-        n_draws = len(next(iter(cols.values())))
-        out = solve(cols)
-        draws = pd.DataFrame({"draw": np.repeat(np.arange(n_draws), C.size), **{c: v.ravel() for c, v in out.items()}})
-    return Allocation(table, draws, "precision")
+    return allocation(solve, src, "precision")
 
 
 def optimal_precision_ratio(parts: int) -> float:

@@ -129,11 +129,19 @@ def law_source(fit, name: str, law=None):
     return src
 
 
-def _draw_table(cols: dict[str, np.ndarray], n_draws: int) -> pd.DataFrame:
-    n_rows = next(iter(cols.values())).shape[1]
-    out = {"draw": np.repeat(np.arange(n_draws), n_rows)}
-    out.update({k: v.ravel() for k, v in cols.items()})
-    return pd.DataFrame(out)
+def allocation(solve, src, kind: str) -> Allocation:
+    """The :class:`Allocation` of ``solve`` (``{parameter: (n, 1) values} -> {column: (n, B) values}``) at the
+    point of ``src`` (a ``ParamSource``), with a row per draw and budget when ``src`` has draws."""
+    point = solve({k: [v] for k, v in src.point.items()})
+    table = pd.DataFrame({k: v[0] for k, v in point.items()})
+    draws = None
+    if src.draws is not None:
+        cols = src.columns()
+        n_draws = len(next(iter(cols.values())))
+        out = solve(cols)
+        n_rows = next(iter(out.values())).shape[1]
+        draws = pd.DataFrame({"draw": np.repeat(np.arange(n_draws), n_rows), **{k: v.ravel() for k, v in out.items()}})
+    return Allocation(table, draws, kind)
 
 
 def _granularity_optimum(p, C, log_G_of, k_act, r):
@@ -215,13 +223,7 @@ def granularity_optimal(fit, budget, *, granularity=(1.0, 64.0), candidates=None
         return {"budget": np.broadcast_to(C, G.shape), "N_opt": N, "D_opt": D, "G_opt": G, "L_opt": L,
                 "tokens_per_param": D / N, "at_edge": edge}
 
-    point = solve({k: [v] for k, v in src.point.items()})
-    table = pd.DataFrame({k: v[0] for k, v in point.items()})
-    draws = None
-    if src.draws is not None:
-        cols = src.columns()
-        draws = _draw_table(solve(cols), len(next(iter(cols.values()))))
-    return Allocation(table, draws, "moe_granularity")
+    return allocation(solve, src, "moe_granularity")
 
 
 def _log_experts_hat(E, p, bounded: bool):
@@ -295,13 +297,7 @@ def experts_optimal(fit, N, *, experts=(1.0, 512.0), candidates=None, law=None) 
         return {"N": np.broadcast_to(Ns, L.shape), "experts_opt": cands[i], "L_opt": L, "L_dense": L1,
                 "gain": 1.0 - L / L1, "N_cutoff": np.broadcast_to(cut, L.shape)}
 
-    point = solve({k: [v] for k, v in src.point.items()})
-    table = pd.DataFrame({k: v[0] for k, v in point.items()})
-    draws = None
-    if src.draws is not None:
-        cols = src.columns()
-        draws = _draw_table(solve(cols), len(next(iter(cols.values()))))
-    return Allocation(table, draws, "moe_clark")
+    return allocation(solve, src, "moe_clark")
 
 
 __all__ = ["Allocation", "experts_optimal", "granularity_optimal"]
