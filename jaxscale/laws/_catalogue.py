@@ -132,9 +132,10 @@ def kaplan() -> Law:
     )
 
 
-def _check_resource(resource: str) -> str:
-    if resource not in COVARIATES:
-        raise LawError(f"resource must be one of {list(COVARIATES)}; got {resource!r}.")
+def check_resource(resource: str, allowed=COVARIATES) -> str:
+    """``resource`` if it is one of ``allowed`` (a law's ``resource=`` option), else a one-line LawError."""
+    if resource not in allowed:
+        raise LawError(f"resource must be one of {list(allowed)}; got {resource!r}.")
     return resource
 
 
@@ -188,7 +189,7 @@ def power(resource: str = "x") -> Law:
     >>> round(float(law.predict(dict(E=1.7, A=400.0, alpha=0.34), N=1e9)), 4)
     2.0484
     """
-    resource = _check_resource(resource)
+    resource = check_resource(resource)
     return Law(
         name="power",
         log_predict=_power_log_predict,
@@ -341,7 +342,7 @@ def broken_power(resource: str = "x", breaks: int = 1) -> Law:
     >>> law.param_names
     ('a', 'b', 'c0', 'c1', 'c2', 'd1', 'd2', 'f1', 'f2')
     """
-    resource = _check_resource(resource)
+    resource = check_resource(resource)
     if not isinstance(breaks, (int, np.integer)) or breaks < 1:
         raise LawError(f"broken_power needs an integer breaks >= 1; got {breaks!r}.")
     breaks = int(breaks)
@@ -425,7 +426,7 @@ def sigmoid(resource: str = "C", decreasing: bool = False) -> Law:
     >>> [round(float(a), 3) for a in by_loss.predict(p, x=[2.5, 3.0, 3.5])]
     [0.714, 0.575, 0.456]
     """
-    resource = _check_resource(resource)
+    resource = check_resource(resource)
     if not isinstance(decreasing, (bool, np.bool_)):
         raise LawError(f"sigmoid: decreasing must be True or False; got {decreasing!r}.")
     if decreasing:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxscale.errors import DataError, LawError
-from jaxscale.laws._catalogue import _check_resource, power
+from jaxscale.laws._catalogue import check_resource, power
 from jaxscale.laws._registry import Law, Param, register
 
 REFERENCE = "Alabdulmohsin, Neyshabur, Zhai 2022, NeurIPS, arXiv:2209.06640, Sec. 2"
@@ -75,7 +75,7 @@ def m1(resource: str = "x") -> Law:
     >>> law.predict(dict(beta=2.0, c=-0.5), x=[1.0, 100.0]).round(6).tolist()
     [2.0, 0.2]
     """
-    resource = _check_resource(resource)
+    resource = check_resource(resource)
     return Law(
         name="m1",
         log_predict=_m1_log_predict,
@@ -150,7 +150,7 @@ def m3(resource: str = "x") -> Law:
     >>> [round(float(v), 4) for v in law.predict(dict(beta=1.0, c=-0.5, gamma=1e-4), x=[1e2, 1e8])]
     [0.1005, 0.01]
     """
-    resource = _check_resource(resource)
+    resource = check_resource(resource)
     return Law(
         name="m3",
         log_predict=_m3_log_predict,
@@ -324,7 +324,7 @@ def m4(resource: str = "x") -> Law:
     >>> [round(float(v), 4) for v in (eps - 0.2) / (1.0 - eps)]  # = beta x^c
     [0.6295, 0.0792]
     """
-    resource = _check_resource(resource)
+    resource = check_resource(resource)
     return Law(
         name="m4",
         log_predict=_m4_log_predict,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxscale.errors import LawError
 from jaxscale.laws._registry import COVARIATES, Law, Param, register
+from jaxscale.laws._catalogue import check_resource
 
 
 def _mlpr_log_predict(theta, logx):
@@ -50,12 +50,6 @@ def _mlpr_starts(logx, logy):
     return np.array(sorted(rows))
 
 
-def _check_resource(resource, allowed) -> str:
-    if resource not in allowed:
-        raise LawError(f"resource must be one of {list(allowed)}; got {resource!r}.")
-    return resource
-
-
 def mlpr(resource: str = "C") -> Law:
     r"""Mean log pass rate against compute (OpenAI 2023, GPT-4 technical report, Section 3.1, Fig. 2).
 
@@ -77,7 +71,7 @@ def mlpr(resource: str = "C") -> Law:
     >>> round(float(law.predict(dict(alpha=20.0, k=0.1), C=1e10)), 4)
     2.0
     """
-    resource = _check_resource(resource, COVARIATES)
+    resource = check_resource(resource, COVARIATES)
     return Law(
         name="mlpr",
         log_predict=_mlpr_log_predict,
@@ -190,7 +184,7 @@ def coverage(resource: str | None = None) -> Law:
             starts_fn=_coverage_starts,
             log_predict_jac=_coverage_log_predict_jac,
         )
-    resource = _check_resource(resource, tuple(c for c in COVARIATES if c != "samples"))
+    resource = check_resource(resource, tuple(c for c in COVARIATES if c != "samples"))
     return Law(
         name="coverage",
         log_predict=_coverage_n_log_predict,
